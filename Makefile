@@ -1,0 +1,79 @@
+# pop3d: a POP3 server for xinetd, systemd, tcpserver and s6.
+
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+
+CC ?= cc
+PYTHON ?= python3
+
+WARN = -std=c11 -Wall -Wextra -Werror -Wshadow -Wconversion \
+	-Wpointer-arith -Wcast-qual -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wsign-compare -Werror=implicit-function-declaration
+HARDEN = -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+POP3D_CPPFLAGS = -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700
+POP3D_CFLAGS = -O2 -g $(WARN) $(HARDEN)
+POP3D_LDFLAGS = -pie -Wl,-z,relro,-z,now,-z,noexecstack
+LIBS = -lcrypt
+
+ALL_CFLAGS = $(POP3D_CPPFLAGS) $(POP3D_CFLAGS) $(CPPFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(POP3D_LDFLAGS) $(LDFLAGS)
+
+OBJS = session.o store.o auth.o stream.o md5.o log.o
+TEST_OBJS = tests/check_main.o tests/check_session.o tests/check_store.o \
+	tests/check_auth.o tests/check_stream.o
+
+all: pop3d
+
+pop3d: pop3d.o $(OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ pop3d.o $(OBJS) $(ALL_LDFLAGS) $(LIBS)
+
+.c.o:
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+tests/check_pop3d: $(TEST_OBJS) $(OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJS) $(OBJS) $(ALL_LDFLAGS) \
+		$(LIBS) `pkg-config --libs check`
+
+$(TEST_OBJS): tests/check_pop3d.h
+tests/check_main.o tests/check_session.o tests/check_store.o \
+tests/check_auth.o tests/check_stream.o: CFLAGS += `pkg-config --cflags check`
+
+# The tests: Check unit tests, then the real binary end to end.
+check: deps
+	$(MAKE) pop3d tests/check_pop3d
+	cd tests && ./check_pop3d
+	$(PYTHON) tests/e2e.py --pop3d ./pop3d
+
+# Installs what the tests need when it is missing (Debian, as root).
+deps:
+	@sh tests/deps.sh
+
+# The same tests built with AddressSanitizer and UBSan.
+check-asan sanitize:
+	$(MAKE) clean
+	$(MAKE) check POP3D_CFLAGS="-O1 -g $(WARN) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+		POP3D_LDFLAGS="-fsanitize=address,undefined"
+	$(MAKE) clean
+
+# A demo mailbox served on 127.0.0.1:1110 (user demo, password demo).
+demo: pop3d
+	@sh tests/demo.sh
+
+install: pop3d
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(PREFIX)/share/pop3d/xinetd.d
+	install -m 755 pop3d $(DESTDIR)$(SBINDIR)/pop3d
+	install -m 644 xinetd.d/pop3 $(DESTDIR)$(PREFIX)/share/pop3d/xinetd.d/pop3
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/pop3d
+	rm -rf $(DESTDIR)$(PREFIX)/share/pop3d
+
+clean:
+	rm -f pop3d *.o $(OBJS:.o=.d) pop3d.d tests/*.o $(TEST_OBJS:.o=.d) tests/check_pop3d
+
+.PHONY: all check deps check-asan sanitize demo install uninstall clean
+
+-include $(OBJS:.o=.d) pop3d.d $(TEST_OBJS:.o=.d)

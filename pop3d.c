@@ -1,0 +1,239 @@
+/*
+ * pop3d.c: the process.  Options, the launcher's environment, logging
+ * and exit status; the session itself is session_run().
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "log.h"
+#include "pop3d.h"
+#include "session.h"
+
+enum {
+	OPT_HASH_PASSWORD = 256,
+	OPT_LOG,
+	OPT_FAIL_DELAY
+};
+
+static const struct option long_options[] = {
+	{ "users", required_argument, NULL, 'u' },
+	{ "mail", required_argument, NULL, 'm' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "log", required_argument, NULL, OPT_LOG },
+	{ "fail-delay", required_argument, NULL, OPT_FAIL_DELAY },
+	{ "hash-password", no_argument, NULL, OPT_HASH_PASSWORD },
+	{ "version", no_argument, NULL, 'V' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 }
+};
+
+static void	usage(FILE *);
+static int	parse_uint(const char *, unsigned long, unsigned int *);
+static int	hash_password(void);
+static const char *remote_address(char *, size_t);
+
+static void
+usage(FILE *fp)
+{
+	(void)fprintf(fp,
+	    "usage: pop3d [options]    one POP3 session on stdin/stdout\n"
+	    "  -u, --users FILE      passwd-file of virtual users\n"
+	    "  -m, --mail SPEC       mailbox, default maildir:~/Maildir\n"
+	    "  -t, --timeout SECS    idle timeout, default %d\n"
+	    "      --fail-delay MS   delay after a failed login, default %d\n"
+	    "      --log syslog|stderr   where log lines go, default syslog\n"
+	    "      --hash-password   read a password, print a hash for FILE\n"
+	    "  -V, --version         print the version\n"
+	    "  -h, --help            print this help\n",
+	    POP3_TIMEOUT_DEFAULT, POP3_FAIL_DELAY_MS);
+}
+
+/* A decimal number from 0 to max, strictly.  0 or -1. */
+static int
+parse_uint(const char *s, unsigned long max, unsigned int *v)
+{
+	unsigned long n = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		n = n * 10 + (unsigned long)(*s - '0');
+		if (n > max)
+			return -1;
+	}
+	*v = (unsigned int)n;
+	return 0;
+}
+
+/* --hash-password: one line from stdin, without echo on a terminal. */
+static int
+hash_password(void)
+{
+	char pass[1024], hash[512];
+	struct termios t, saved;
+	int tty = isatty(0), ok;
+	size_t len;
+
+	if (tty) {
+		(void)fprintf(stderr, "Password: ");
+		if (tcgetattr(0, &saved) == 0) {
+			t = saved;
+			t.c_lflag &= (tcflag_t)~ECHO;
+			(void)tcsetattr(0, TCSAFLUSH, &t);
+		}
+	}
+	ok = fgets(pass, sizeof(pass), stdin) != NULL;
+	if (tty) {
+		(void)tcsetattr(0, TCSAFLUSH, &saved);
+		(void)fprintf(stderr, "\n");
+	}
+	if (!ok) {
+		(void)fprintf(stderr, "pop3d: no password on stdin\n");
+		return EXIT_USAGE;
+	}
+	len = strcspn(pass, "\r\n");
+	pass[len] = '\0';
+	ok = auth_hash_password(pass, hash, sizeof(hash)) == 0;
+	auth_wipe(pass, sizeof(pass));
+	if (!ok) {
+		(void)fprintf(stderr, "pop3d: crypt(3) failed\n");
+		return EXIT_TEMPFAIL;
+	}
+	(void)printf("%s\n", hash);
+	return fflush(stdout) == 0 ? 0 : EXIT_TEMPFAIL;
+}
+
+/*
+ * The client's address: from the launcher (tcpserver and s6 set
+ * TCPREMOTEIP, xinetd and stunnel REMOTE_HOST), else from the socket on
+ * fd 0, else "local" (a terminal or a pipe).
+ */
+static const char *
+remote_address(char *buf, size_t len)
+{
+	static const char *const vars[] = { "TCPREMOTEIP", "REMOTE_HOST" };
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	const char *v;
+	size_t i;
+
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		v = getenv(vars[i]);
+		if (v != NULL && *v != '\0' && strlen(v) < len &&
+		    strspn(v, "0123456789abcdefABCDEF.:") == strlen(v)) {
+			(void)snprintf(buf, len, "%s", v);
+			return buf;
+		}
+	}
+	if (getpeername(0, (struct sockaddr *)&ss, &sslen) == 0) {
+		if (ss.ss_family == AF_INET && inet_ntop(AF_INET,
+		    &((struct sockaddr_in *)&ss)->sin_addr, buf,
+		    (socklen_t)len) != NULL)
+			return buf;
+		if (ss.ss_family == AF_INET6 && inet_ntop(AF_INET6,
+		    &((struct sockaddr_in6 *)&ss)->sin6_addr, buf,
+		    (socklen_t)len) != NULL)
+			return buf;
+	}
+	return "local";
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct session_config cfg;
+	char remote[INET6_ADDRSTRLEN + 1];
+	int c, log_stderr = 0;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.mail_spec = "maildir:~/Maildir";
+	cfg.timeout = POP3_TIMEOUT_DEFAULT;
+	cfg.fail_delay_ms = POP3_FAIL_DELAY_MS;
+	while ((c = getopt_long(argc, argv, "u:m:t:Vh", long_options,
+	    NULL)) != -1) {
+		switch (c) {
+		case 'u':
+			cfg.users_file = optarg;
+			break;
+		case 'm':
+			cfg.mail_spec = optarg;
+			break;
+		case 't':
+			if (parse_uint(optarg, 86400, &cfg.timeout) == -1 ||
+			    cfg.timeout == 0) {
+				(void)fprintf(stderr, "pop3d: bad timeout: "
+				    "%s\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_FAIL_DELAY:
+			if (parse_uint(optarg, 60000, &cfg.fail_delay_ms) ==
+			    -1) {
+				(void)fprintf(stderr, "pop3d: bad fail-delay: "
+				    "%s\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_LOG:
+			if (strcmp(optarg, "stderr") == 0)
+				log_stderr = 1;
+			else if (strcmp(optarg, "syslog") == 0)
+				log_stderr = 0;
+			else {
+				(void)fprintf(stderr, "pop3d: bad log: %s\n",
+				    optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_HASH_PASSWORD:
+			return hash_password();
+		case 'V':
+			(void)printf("pop3d %s\n", POP3D_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (cfg.users_file == NULL) {
+		(void)fprintf(stderr, "pop3d: no user database: use -u FILE\n");
+		return EXIT_USAGE;
+	}
+	umask(077);
+	(void)signal(SIGPIPE, SIG_IGN);
+	log_init(log_stderr);
+	cfg.remote = remote_address(remote, sizeof(remote));
+	cfg.in_fd = 0;
+	cfg.out_fd = 1;
+	switch (session_run(&cfg)) {
+	case SESSION_QUIT:
+		return EXIT_QUIT;
+	case SESSION_DROPPED:
+		return EXIT_DROPPED;
+	default:
+		return EXIT_TEMPFAIL;
+	}
+}

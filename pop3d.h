@@ -1,0 +1,50 @@
+/*
+ * pop3d.h: every size and limit of pop3d in one place.
+ *
+ * The protocol limits come from RFC 1939 section 3 and RFC 2449 section 4;
+ * the rest are local choices, each explained where it is defined.
+ */
+#ifndef POP3D_H
+#define POP3D_H
+
+#define POP3D_VERSION		"0.1"
+
+/* A command line, CRLF included (RFC 2449 section 4). */
+#define POP3_LINE_MAX		255
+/* One argument of a command, except PASS (RFC 1939 section 3). */
+#define POP3_ARG_MAX		40
+/* The first line of any reply, CRLF included (RFC 1939 section 3). */
+#define POP3_REPLY_MAX		512
+
+/* Idle timeout in seconds; RFC 1939 section 3 asks for at least 600. */
+#define POP3_TIMEOUT_DEFAULT	600
+/* Failed logins allowed in one session before it is closed. */
+#define POP3_MAX_FAILURES	3
+/* Base delay after a failed login, in milliseconds; doubles each time. */
+#define POP3_FAIL_DELAY_MS	1000
+/* Unknown or malformed commands in a row before the session is closed. */
+#define POP3_MAX_BAD_COMMANDS	20
+
+/* A user name, in octets (it ends up in paths and log lines). */
+#define USER_NAME_MAX		64
+/* A passwd-file line, in octets; longer lines are skipped as malformed. */
+#define PASSWD_LINE_MAX		1024
+
+/* Client input buffer: a few pipelined command lines at a time. */
+#define IN_BUF_SIZE		4096
+/* Reply buffer: pipelined replies and message data are written in
+ * chunks of this size. */
+#define OUT_BUF_SIZE		(128 * 1024)
+/* Read size when streaming or sizing a message file. */
+#define FILE_BUF_SIZE		(128 * 1024)
+
+/* A path built from the mail spec. */
+#define PATH_MAX_POP3		4096
+
+/* Exit statuses of pop3d (see pop3d.8). */
+#define EXIT_QUIT		0	/* the client said QUIT */
+#define EXIT_DROPPED		1	/* EOF, timeout, too many failures */
+#define EXIT_USAGE		64	/* bad command line */
+#define EXIT_TEMPFAIL		75	/* system error */
+
+#endif

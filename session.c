@@ -1,0 +1,866 @@
+/*
+ * session.c: the POP3 command loop.
+ *
+ * session_run() greets, then reads one command line at a time, looks its
+ * keyword up in the command table, and calls the handler, which writes
+ * its own reply.  Replies are buffered and written when no further
+ * command is waiting (PIPELINING), when the buffer is full, and before
+ * the session ends.  The mailbox is only changed by QUIT in the
+ * TRANSACTION state; any other end leaves it as it was.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "log.h"
+#include "pop3d.h"
+#include "session.h"
+#include "store.h"
+#include "stream.h"
+
+enum state {
+	STATE_AUTH = 1,		/* AUTHORIZATION */
+	STATE_TRANS = 2		/* TRANSACTION */
+};
+
+/* What a command handler tells the loop. */
+enum cmd_result {
+	CMD_OK,			/* done, go on */
+	CMD_BAD,		/* answered -ERR for bad syntax, go on */
+	CMD_QUIT,		/* the session is over, as the client asked */
+	CMD_CLOSE,		/* end the session now (failures, lock) */
+	CMD_FAIL		/* a system error: end the session */
+};
+
+/* How a line read ended. */
+enum read_result {
+	READ_LINE,
+	READ_TOOLONG,		/* the line was too long and was dropped */
+	READ_INVALID,		/* the line had a NUL in it */
+	READ_EOF,
+	READ_TIMEOUT,
+	READ_ERROR
+};
+
+struct session {
+	const struct session_config *cfg;
+	enum state	 state;
+	int		 io_failed;	/* writing to the client failed */
+
+	char		 in[IN_BUF_SIZE];
+	size_t		 in_start, in_end;
+	int		 discarding;	/* skipping the rest of a long line */
+
+	char		 out[OUT_BUF_SIZE];
+	size_t		 out_len;
+
+	char		 user[USER_NAME_MAX + 1];	/* given by USER */
+	char		 logname[USER_NAME_MAX + 1];	/* for log lines */
+	int		 failures;	/* failed logins */
+	int		 bad;		/* bad commands in a row */
+
+	struct store	*store;
+	size_t		 count;		/* messages, deleted ones too */
+	size_t		 left;		/* messages not marked deleted */
+	uint64_t	 left_bytes;
+	size_t		 last;		/* LAST: highest number retrieved */
+	size_t		 last_start;	/* its value at login, for RSET */
+	size_t		 retr;		/* retrieved, for the log */
+	uint64_t	 retr_bytes;
+};
+
+struct command {
+	const char	*name;
+	int		 states;
+	enum cmd_result	 (*fn)(struct session *, char *);
+};
+
+/* Set by SIGALRM while a write blocks for longer than the timeout. */
+static volatile sig_atomic_t write_timed_out;
+
+static void	on_alarm(int);
+static int	out_flush(struct session *);
+static int	out_put(struct session *, const char *, size_t);
+static int	out_emit(void *, const char *, size_t);
+static void	reply(struct session *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static enum read_result read_line(struct session *, char **);
+static int	input_wait(struct session *, const struct timespec *);
+static int	split_args(char *, char **, int);
+static int	parse_number(const char *, uint64_t *);
+static int	get_msg(struct session *, const char *, size_t *);
+static enum cmd_result dispatch(struct session *, char *);
+static void	fail_delay(const struct session *);
+static enum cmd_result login(struct session *, const struct auth_user *);
+static enum cmd_result send_message(struct session *, size_t, long);
+static enum cmd_result cmd_capa(struct session *, char *);
+static enum cmd_result cmd_user(struct session *, char *);
+static enum cmd_result cmd_pass(struct session *, char *);
+static enum cmd_result cmd_quit(struct session *, char *);
+static enum cmd_result cmd_stat(struct session *, char *);
+static enum cmd_result cmd_list(struct session *, char *);
+static enum cmd_result cmd_uidl(struct session *, char *);
+static enum cmd_result cmd_retr(struct session *, char *);
+static enum cmd_result cmd_top(struct session *, char *);
+static enum cmd_result cmd_dele(struct session *, char *);
+static enum cmd_result cmd_noop(struct session *, char *);
+static enum cmd_result cmd_rset(struct session *, char *);
+static enum cmd_result cmd_last(struct session *, char *);
+
+static const struct command commands[] = {
+	{ "CAPA", STATE_AUTH | STATE_TRANS, cmd_capa },
+	{ "USER", STATE_AUTH, cmd_user },
+	{ "PASS", STATE_AUTH, cmd_pass },
+	{ "QUIT", STATE_AUTH | STATE_TRANS, cmd_quit },
+	{ "STAT", STATE_TRANS, cmd_stat },
+	{ "LIST", STATE_TRANS, cmd_list },
+	{ "UIDL", STATE_TRANS, cmd_uidl },
+	{ "RETR", STATE_TRANS, cmd_retr },
+	{ "TOP", STATE_TRANS, cmd_top },
+	{ "DELE", STATE_TRANS, cmd_dele },
+	{ "NOOP", STATE_TRANS, cmd_noop },
+	{ "RSET", STATE_TRANS, cmd_rset },
+	{ "LAST", STATE_TRANS, cmd_last },
+	{ NULL, 0, NULL }
+};
+
+static void
+on_alarm(int sig)
+{
+	(void)sig;
+	write_timed_out = 1;
+}
+
+/*
+ * Write out what is buffered.  A client that reads nothing for the
+ * idle timeout is dropped.  0, or -1 once writing has failed.
+ */
+static int
+out_flush(struct session *s)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	if (s->io_failed)
+		return -1;
+	write_timed_out = 0;
+	alarm(s->cfg->timeout);
+	while (off < s->out_len) {
+		n = write(s->cfg->out_fd, s->out + off, s->out_len - off);
+		if (n == -1 && errno == EINTR && !write_timed_out)
+			continue;
+		if (n <= 0) {
+			s->io_failed = 1;
+			break;
+		}
+		off += (size_t)n;
+	}
+	alarm(0);
+	s->out_len = 0;
+	return s->io_failed ? -1 : 0;
+}
+
+static int
+out_put(struct session *s, const char *buf, size_t len)
+{
+	if (len > sizeof(s->out) - s->out_len && out_flush(s) == -1)
+		return -1;
+	while (len > sizeof(s->out)) {
+		memcpy(s->out, buf, sizeof(s->out));
+		s->out_len = sizeof(s->out);
+		if (out_flush(s) == -1)
+			return -1;
+		buf += sizeof(s->out);
+		len -= sizeof(s->out);
+	}
+	memcpy(s->out + s->out_len, buf, len);
+	s->out_len += len;
+	return 0;
+}
+
+/* stream_emit for message data. */
+static int
+out_emit(void *ctx, const char *buf, size_t len)
+{
+	return out_put(ctx, buf, len);
+}
+
+/* One reply line, CRLF added, never longer than RFC 1939 allows. */
+static void
+reply(struct session *s, const char *fmt, ...)
+{
+	char line[POP3_REPLY_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)(sizeof(line) - 3);
+	line[n++] = '\r';
+	line[n++] = '\n';
+	(void)out_put(s, line, (size_t)n);
+}
+
+/*
+ * Wait until input can be read or the deadline passes.  Replies are
+ * flushed first unless more input is already waiting.  1 readable,
+ * 0 timeout, -1 error.
+ */
+static int
+input_wait(struct session *s, const struct timespec *deadline)
+{
+	struct pollfd pfd = { .fd = s->cfg->in_fd, .events = POLLIN };
+	struct timespec now;
+	long long ms;
+	int r;
+
+	if (s->out_len > 0 && (r = poll(&pfd, 1, 0)) != 1 &&
+	    out_flush(s) == -1)
+		return -1;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ms = (deadline->tv_sec - now.tv_sec) * 1000LL +
+		    (deadline->tv_nsec - now.tv_nsec) / 1000000;
+		if (ms <= 0)
+			return 0;
+		r = poll(&pfd, 1, ms > INT_MAX ? INT_MAX : (int)ms);
+		if (r == -1 && errno == EINTR)
+			continue;
+		return r > 0 ? 1 : r;
+	}
+}
+
+/*
+ * Read the next command line into *line, without its CRLF or LF.  A
+ * line longer than POP3_LINE_MAX is dropped up to its LF and reported
+ * as READ_TOOLONG.  The idle timeout runs from the call.
+ */
+static enum read_result
+read_line(struct session *s, char **line)
+{
+	struct timespec deadline;
+	char *start, *lf;
+	size_t len;
+	ssize_t n;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += s->cfg->timeout;
+	for (;;) {
+		start = s->in + s->in_start;
+		len = s->in_end - s->in_start;
+		if ((lf = memchr(start, '\n', len)) != NULL) {
+			s->in_start += (size_t)(lf - start) + 1;
+			if (s->discarding ||
+			    (size_t)(lf - start) + 1 > POP3_LINE_MAX) {
+				s->discarding = 0;
+				return READ_TOOLONG;
+			}
+			if (memchr(start, '\0', (size_t)(lf - start)) != NULL)
+				return READ_INVALID;
+			*lf = '\0';
+			if (lf > start && lf[-1] == '\r')
+				lf[-1] = '\0';
+			*line = start;
+			return READ_LINE;
+		}
+		if (len >= POP3_LINE_MAX) {
+			s->discarding = 1;	/* no LF in time: drop it all */
+			s->in_start = s->in_end = 0;
+		} else if (s->in_start > 0) {
+			memmove(s->in, start, len);
+			s->in_start = 0;
+			s->in_end = len;
+		}
+		if ((r = input_wait(s, &deadline)) <= 0)
+			return r == 0 ? READ_TIMEOUT : READ_ERROR;
+		n = read(s->cfg->in_fd, s->in + s->in_end,
+		    sizeof(s->in) - s->in_end);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0 ? READ_EOF : READ_ERROR;
+		s->in_end += (size_t)n;
+	}
+}
+
+/*
+ * Split arguments at spaces into argv.  Returns their number, or -1
+ * when there are more than max or one is longer than POP3_ARG_MAX.
+ */
+static int
+split_args(char *args, char **argv, int max)
+{
+	char *p = args;
+	int n = 0;
+
+	for (;;) {
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			return n;
+		if (n == max)
+			return -1;
+		argv[n++] = p;
+		p += strcspn(p, " ");
+		if ((size_t)(p - argv[n - 1]) > POP3_ARG_MAX)
+			return -1;
+		if (*p == ' ')
+			*p++ = '\0';
+	}
+}
+
+/* Decimal digits only: no sign, no junk, no overflow.  0 or -1. */
+static int
+parse_number(const char *s, uint64_t *v)
+{
+	uint64_t n = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || n > (UINT64_MAX - 9) / 10)
+			return -1;
+		n = n * 10 + (uint64_t)(*s - '0');
+	}
+	*v = n;
+	return 0;
+}
+
+/* The message a client's number names, or -1 after replying -ERR. */
+static int
+get_msg(struct session *s, const char *arg, size_t *idx)
+{
+	uint64_t n;
+
+	if (parse_number(arg, &n) == -1) {
+		reply(s, "-ERR Invalid message number: %s", arg);
+		return -1;
+	}
+	if (n == 0 || n > s->count) {
+		reply(s, "-ERR No such message");
+		return -1;
+	}
+	if (store_deleted(s->store, (size_t)n - 1)) {
+		reply(s, "-ERR Message %llu is deleted", (unsigned long long)n);
+		return -1;
+	}
+	*idx = (size_t)n - 1;
+	return 0;
+}
+
+static enum cmd_result
+cmd_capa(struct session *s, char *args)
+{
+	(void)args;
+	reply(s, "+OK Capability list follows");
+	reply(s, "TOP");
+	if (s->state == STATE_AUTH)
+		reply(s, "USER");
+	reply(s, "UIDL");
+	reply(s, "RESP-CODES");
+	reply(s, "PIPELINING");
+	reply(s, "EXPIRE NEVER");
+	reply(s, "LOGIN-DELAY 0");
+	reply(s, "AUTH-RESP-CODE");
+	reply(s, "IMPLEMENTATION pop3d");
+	reply(s, ".");
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_user(struct session *s, char *args)
+{
+	char *argv[1];
+
+	s->user[0] = '\0';
+	if (split_args(args, argv, 1) != 1) {
+		reply(s, "-ERR Usage: USER name");
+		return CMD_BAD;
+	}
+	if (!auth_name_valid(argv[0])) {
+		reply(s, "-ERR Invalid user name");
+		return CMD_BAD;
+	}
+	(void)snprintf(s->user, sizeof(s->user), "%s", argv[0]);
+	reply(s, "+OK");
+	return CMD_OK;
+}
+
+/* Wait after a failed login, twice as long each time. */
+static void
+fail_delay(const struct session *s)
+{
+	unsigned long long ms = s->cfg->fail_delay_ms;
+	struct timespec ts;
+	int shift = s->failures - 1;
+
+	if (ms == 0)
+		return;
+	ms <<= shift < 10 ? shift : 10;
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static enum cmd_result
+cmd_pass(struct session *s, char *args)
+{
+	struct auth_user u;
+	char err[256];
+	enum auth_result r;
+
+	if (s->user[0] == '\0') {
+		auth_wipe(args, strlen(args));
+		reply(s, "-ERR USER first");
+		return CMD_BAD;
+	}
+	memset(&u, 0, sizeof(u));
+	err[0] = '\0';
+	r = auth_passwd_file(s->cfg->users_file, s->user, args, &u, err,
+	    sizeof(err));
+	auth_wipe(args, strlen(args));
+	if (r == AUTH_OK)
+		return login(s, &u);
+	if (r == AUTH_TEMP) {
+		log_msg(LOG_ERR, "login failed: user=%s rip=%s: %s", s->user,
+		    s->cfg->remote, err);
+		reply(s, "-ERR [SYS/TEMP] Authentication is unavailable, "
+		    "try again later");
+		return CMD_CLOSE;
+	}
+	s->failures++;
+	log_msg(LOG_NOTICE, "login failed: user=%s rip=%s reason=%s",
+	    s->user, s->cfg->remote, err);
+	s->user[0] = '\0';
+	fail_delay(s);
+	if (s->failures >= POP3_MAX_FAILURES) {
+		reply(s, "-ERR [AUTH] Authentication failed, closing "
+		    "connection");
+		return CMD_CLOSE;
+	}
+	reply(s, "-ERR [AUTH] Authentication failed");
+	return CMD_OK;
+}
+
+/* The password was right: become the user and open the mailbox. */
+static enum cmd_result
+login(struct session *s, const struct auth_user *u)
+{
+	char path[PATH_MAX_POP3], err[512];
+	enum store_result r;
+	size_t i;
+
+	(void)snprintf(s->logname, sizeof(s->logname), "%s", u->name);
+	s->user[0] = '\0';
+	err[0] = '\0';
+	if (auth_become(u, err, sizeof(err)) == -1) {
+		log_msg(LOG_ERR, "login refused: user=%s rip=%s: %s",
+		    s->logname, s->cfg->remote, err);
+		reply(s, "-ERR [SYS/PERM] This account cannot receive mail "
+		    "here");
+		return CMD_CLOSE;
+	}
+	if (store_path(s->cfg->mail_spec, u->name, u->home, path,
+	    sizeof(path), err, sizeof(err)) == -1) {
+		log_msg(LOG_ERR, "login refused: user=%s rip=%s: %s",
+		    s->logname, s->cfg->remote, err);
+		reply(s, "-ERR [SYS/PERM] No mailbox for this account");
+		return CMD_CLOSE;
+	}
+	r = store_open(&s->store, path, err, sizeof(err));
+	if (r != STORE_OK) {
+		log_msg(r == STORE_INUSE ? LOG_NOTICE : LOG_ERR,
+		    "mailbox not opened: user=%s rip=%s: %s", s->logname,
+		    s->cfg->remote, err);
+		if (r == STORE_INUSE)
+			reply(s, "-ERR [IN-USE] Mailbox is locked by another "
+			    "POP3 session");
+		else if (r == STORE_PERM)
+			reply(s, "-ERR [SYS/PERM] Mailbox cannot be opened");
+		else
+			reply(s, "-ERR [SYS/TEMP] Mailbox cannot be opened, "
+			    "try again later");
+		return CMD_CLOSE;
+	}
+	s->count = s->left = store_count(s->store);
+	for (i = 0; i < s->count; i++) {
+		s->left_bytes += store_size(s->store, i);
+		if (store_seen(s->store, i))
+			s->last_start = i + 1;
+	}
+	s->last = s->last_start;
+	s->state = STATE_TRANS;
+	log_msg(LOG_INFO, "login ok: user=%s rip=%s messages=%zu",
+	    s->logname, s->cfg->remote, s->count);
+	reply(s, "+OK Logged in, %zu messages (%llu octets)", s->left,
+	    (unsigned long long)s->left_bytes);
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_quit(struct session *s, char *args)
+{
+	char err[512];
+	size_t failed, deleted = s->count - s->left;
+
+	(void)args;
+	if (s->state == STATE_AUTH) {
+		reply(s, "+OK Bye");
+		return CMD_QUIT;
+	}
+	/* UPDATE (RFC 1939 section 6). */
+	err[0] = '\0';
+	if (store_commit(s->store, &failed, err, sizeof(err)) == -1) {
+		log_msg(LOG_ERR, "update failed: user=%s rip=%s: %s",
+		    s->logname, s->cfg->remote, err);
+		if (failed > 0)
+			reply(s, "-ERR [SYS/TEMP] %zu of %zu messages could "
+			    "not be deleted", failed, deleted);
+		else
+			reply(s, "-ERR [SYS/TEMP] Deletions may not have "
+			    "been saved");
+		return CMD_FAIL;
+	}
+	reply(s, "+OK Bye, %zu messages deleted", deleted);
+	return CMD_QUIT;
+}
+
+static enum cmd_result
+cmd_stat(struct session *s, char *args)
+{
+	char *argv[1];
+
+	if (split_args(args, argv, 0) != 0) {
+		reply(s, "-ERR Usage: STAT");
+		return CMD_BAD;
+	}
+	reply(s, "+OK %zu %llu", s->left, (unsigned long long)s->left_bytes);
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_list(struct session *s, char *args)
+{
+	char *argv[1];
+	size_t i;
+	int n;
+
+	if ((n = split_args(args, argv, 1)) == -1) {
+		reply(s, "-ERR Usage: LIST [message]");
+		return CMD_BAD;
+	}
+	if (n == 1) {
+		if (get_msg(s, argv[0], &i) == -1)
+			return CMD_BAD;
+		reply(s, "+OK %zu %llu", i + 1,
+		    (unsigned long long)store_size(s->store, i));
+		return CMD_OK;
+	}
+	reply(s, "+OK %zu messages (%llu octets)", s->left,
+	    (unsigned long long)s->left_bytes);
+	for (i = 0; i < s->count; i++)
+		if (!store_deleted(s->store, i))
+			reply(s, "%zu %llu", i + 1,
+			    (unsigned long long)store_size(s->store, i));
+	reply(s, ".");
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_uidl(struct session *s, char *args)
+{
+	const char *uidl;
+	char *argv[1];
+	size_t i, len;
+	int n;
+
+	if ((n = split_args(args, argv, 1)) == -1) {
+		reply(s, "-ERR Usage: UIDL [message]");
+		return CMD_BAD;
+	}
+	if (n == 1) {
+		if (get_msg(s, argv[0], &i) == -1)
+			return CMD_BAD;
+		uidl = store_uidl(s->store, i, &len);
+		reply(s, "+OK %zu %.*s", i + 1, (int)len, uidl);
+		return CMD_OK;
+	}
+	reply(s, "+OK Unique-ID listing follows");
+	for (i = 0; i < s->count; i++) {
+		if (store_deleted(s->store, i))
+			continue;
+		uidl = store_uidl(s->store, i, &len);
+		reply(s, "%zu %.*s", i + 1, (int)len, uidl);
+	}
+	reply(s, ".");
+	return CMD_OK;
+}
+
+/*
+ * Send message i, whole (body_lines < 0) or for TOP.  The file is
+ * opened before +OK so that a failure can still be answered; a failure
+ * after it ends the session, as the reply cannot be mended.
+ */
+static enum cmd_result
+send_message(struct session *s, size_t i, long body_lines)
+{
+	char err[512];
+	int fd, r;
+
+	err[0] = '\0';
+	if ((fd = store_msg_open(s->store, i, err, sizeof(err))) == -1) {
+		log_msg(LOG_ERR, "message %zu not readable: user=%s rip=%s: "
+		    "%s", i + 1, s->logname, s->cfg->remote, err);
+		reply(s, "-ERR [SYS/TEMP] Message %zu cannot be read", i + 1);
+		return CMD_OK;
+	}
+	if (body_lines < 0)
+		reply(s, "+OK %llu octets",
+		    (unsigned long long)store_size(s->store, i));
+	else
+		reply(s, "+OK Top of message follows");
+	r = stream_fd(fd, body_lines, out_emit, s);
+	close(fd);
+	if (r == -1) {
+		log_msg(LOG_ERR, "message %zu read error: user=%s rip=%s: %s",
+		    i + 1, s->logname, s->cfg->remote, strerror(errno));
+		return CMD_FAIL;
+	}
+	if (r == -2 || out_put(s, ".\r\n", 3) == -1)
+		return CMD_CLOSE;
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_retr(struct session *s, char *args)
+{
+	enum cmd_result r;
+	char *argv[1];
+	size_t i;
+
+	if (split_args(args, argv, 1) != 1) {
+		reply(s, "-ERR Usage: RETR message");
+		return CMD_BAD;
+	}
+	if (get_msg(s, argv[0], &i) == -1)
+		return CMD_BAD;
+	if ((r = send_message(s, i, -1)) != CMD_OK)
+		return r;
+	store_set_retrieved(s->store, i);
+	if (i + 1 > s->last)
+		s->last = i + 1;
+	s->retr++;
+	s->retr_bytes += store_size(s->store, i);
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_top(struct session *s, char *args)
+{
+	char *argv[2];
+	uint64_t lines;
+	size_t i;
+
+	if (split_args(args, argv, 2) != 2) {
+		reply(s, "-ERR Usage: TOP message lines");
+		return CMD_BAD;
+	}
+	if (get_msg(s, argv[0], &i) == -1)
+		return CMD_BAD;
+	if (parse_number(argv[1], &lines) == -1) {
+		reply(s, "-ERR Invalid number of lines: %s", argv[1]);
+		return CMD_BAD;
+	}
+	return send_message(s, i, lines > LONG_MAX ? LONG_MAX : (long)lines);
+}
+
+static enum cmd_result
+cmd_dele(struct session *s, char *args)
+{
+	char *argv[1];
+	size_t i;
+
+	if (split_args(args, argv, 1) != 1) {
+		reply(s, "-ERR Usage: DELE message");
+		return CMD_BAD;
+	}
+	if (get_msg(s, argv[0], &i) == -1)
+		return CMD_BAD;
+	store_set_deleted(s->store, i, 1);
+	s->left--;
+	s->left_bytes -= store_size(s->store, i);
+	reply(s, "+OK Message %zu deleted", i + 1);
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_noop(struct session *s, char *args)
+{
+	char *argv[1];
+
+	if (split_args(args, argv, 0) != 0) {
+		reply(s, "-ERR Usage: NOOP");
+		return CMD_BAD;
+	}
+	reply(s, "+OK");
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_rset(struct session *s, char *args)
+{
+	char *argv[1];
+	size_t i;
+
+	if (split_args(args, argv, 0) != 0) {
+		reply(s, "-ERR Usage: RSET");
+		return CMD_BAD;
+	}
+	s->left_bytes = 0;
+	for (i = 0; i < s->count; i++) {
+		store_set_deleted(s->store, i, 0);
+		s->left_bytes += store_size(s->store, i);
+	}
+	s->left = s->count;
+	s->last = s->last_start;
+	reply(s, "+OK Maildrop has %zu messages (%llu octets)", s->left,
+	    (unsigned long long)s->left_bytes);
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_last(struct session *s, char *args)
+{
+	char *argv[1];
+
+	if (split_args(args, argv, 0) != 0) {
+		reply(s, "-ERR Usage: LAST");
+		return CMD_BAD;
+	}
+	reply(s, "+OK %zu", s->last);
+	return CMD_OK;
+}
+
+/* Find the command of a line and run it if the state allows. */
+static enum cmd_result
+dispatch(struct session *s, char *line)
+{
+	const struct command *c;
+	size_t klen = strcspn(line, " ");
+	char *args = line + klen;
+
+	if (*args == ' ')
+		*args++ = '\0';
+	for (c = commands; c->name != NULL; c++)
+		if (strlen(c->name) == klen &&
+		    strncasecmp(c->name, line, klen) == 0)
+			break;
+	if (c->name == NULL) {
+		reply(s, "-ERR Unknown command");
+		return CMD_BAD;
+	}
+	if ((c->states & (int)s->state) == 0) {
+		reply(s, s->state == STATE_AUTH ? "-ERR Not logged in" :
+		    "-ERR Already logged in");
+		return CMD_BAD;
+	}
+	/* PASS takes the rest of the line: spaces may be in a password. */
+	return c->fn(s, args);
+}
+
+enum session_result
+session_run(const struct session_config *cfg)
+{
+	enum session_result result = SESSION_DROPPED;
+	struct sigaction sa;
+	const char *why = "eof";
+	enum read_result rr;
+	enum cmd_result cr;
+	struct session *s;
+	char *line;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		log_msg(LOG_ERR, "out of memory");
+		return SESSION_FAILED;
+	}
+	s->cfg = cfg;
+	s->state = STATE_AUTH;
+	(void)snprintf(s->logname, sizeof(s->logname), "-");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;	/* no SA_RESTART: interrupt write */
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGALRM, &sa, NULL);
+
+	reply(s, "+OK pop3d ready");
+	for (;;) {
+		rr = read_line(s, &line);
+		if (rr == READ_EOF || rr == READ_ERROR)
+			break;
+		if (rr == READ_TIMEOUT) {
+			why = "timeout";
+			reply(s, "-ERR Disconnected for inactivity");
+			break;
+		}
+		if (rr == READ_TOOLONG) {
+			reply(s, "-ERR Line too long");
+			cr = CMD_BAD;
+		} else if (rr == READ_INVALID) {
+			reply(s, "-ERR Invalid command line");
+			cr = CMD_BAD;
+		} else
+			cr = dispatch(s, line);
+		if (cr == CMD_BAD && ++s->bad >= POP3_MAX_BAD_COMMANDS) {
+			why = "too many bad commands";
+			reply(s, "-ERR Too many bad commands, closing "
+			    "connection");
+			break;
+		}
+		if (cr != CMD_BAD)
+			s->bad = 0;
+		if (cr == CMD_QUIT) {
+			why = "quit";
+			result = SESSION_QUIT;
+			break;
+		}
+		if (cr == CMD_CLOSE || cr == CMD_FAIL) {
+			why = "closed";
+			if (cr == CMD_FAIL)
+				result = SESSION_FAILED;
+			break;
+		}
+		if (s->io_failed)
+			break;
+	}
+	(void)out_flush(s);
+	if (s->state == STATE_TRANS)
+		log_msg(LOG_INFO, "logout: user=%s rip=%s reason=%s retr=%zu "
+		    "bytes=%llu del=%zu left=%zu", s->logname, cfg->remote,
+		    why, s->retr, (unsigned long long)s->retr_bytes,
+		    result == SESSION_QUIT ? s->count - s->left : 0,
+		    result == SESSION_QUIT ? s->left : s->count);
+	else
+		log_msg(LOG_INFO, "disconnected: rip=%s reason=%s",
+		    cfg->remote, why);
+	store_close(s->store);
+	auth_wipe(s->in, sizeof(s->in));
+	free(s);
+	return result;
+}

@@ -1,0 +1,703 @@
+/*
+ * store.c: Maildir mailboxes.
+ *
+ * At open the Maildir is locked with flock() on "pop3d.lock" in its
+ * root, the mail in new/ is moved to cur/, and cur/ is read once: each
+ * message gets its number (by the delivery time that starts its name,
+ * then by name), its size as POP3 sends it, and its UIDL (the unique
+ * part of its name).  Names live in an arena of fixed blocks so that
+ * pointers to them stay valid; nothing else is allocated per message.
+ * Only store_commit() removes anything.
+ */
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "md5.h"
+#include "pop3d.h"
+#include "store.h"
+#include "stream.h"
+
+#define LOCK_NAME	"pop3d.lock"
+#define ARENA_BLOCK	(64 * 1024)
+#define UIDL_MAX	70
+
+#define MSG_DELETED	0x01
+#define MSG_RETRIEVED	0x02
+#define MSG_SEEN	0x04
+#define MSG_RENAMED	0x08	/* name was malloc()ed after a rename */
+
+struct msg {
+	char		*name;		/* in cur/ */
+	const char	*uidl;
+	uint64_t	 time;		/* leading number of the name */
+	uint64_t	 size;
+	unsigned char	 uidl_len;
+	unsigned char	 flags;
+};
+
+struct arena_block {
+	struct arena_block	*next;
+	size_t			 used;
+	char			 data[ARENA_BLOCK];
+};
+
+struct store {
+	int			 dirfd;		/* the Maildir */
+	int			 curfd;		/* its cur/ */
+	int			 lockfd;
+	struct msg		*msgs;
+	size_t			 count;
+	size_t			 cap;
+	struct arena_block	*arena;
+};
+
+static void	 store_err(char *, size_t, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static enum store_result store_errno_result(int);
+static char	*arena_copy(struct store *, const char *, size_t);
+static int	 mkdir_p(const char *);
+static int	 maildir_subdirs(int);
+static enum store_result maildir_open(struct store *, const char *,
+		    char *, size_t);
+static enum store_result maildir_lock(struct store *, char *, size_t);
+static enum store_result maildir_move_new(struct store *, char *, size_t);
+static enum store_result maildir_scan(struct store *, char *, size_t);
+static int	 maildir_add(struct store *, const char *, char *, size_t);
+static int	 maildir_msg_size(struct store *, const char *, uint64_t *);
+static int	 maildir_find_renamed(struct store *, struct msg *);
+static int	 maildir_seen_name(const char *, char *, size_t);
+static int	 msg_cmp(const void *, const void *);
+static int	 path_put(char *, size_t, size_t *, const char *, size_t);
+
+static void
+store_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errlen == 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Permission and layout problems need the administrator; others pass. */
+static enum store_result
+store_errno_result(int e)
+{
+	switch (e) {
+	case EACCES:
+	case EPERM:
+	case ENOTDIR:
+	case ELOOP:
+	case EROFS:
+		return STORE_PERM;
+	default:
+		return STORE_TEMP;
+	}
+}
+
+static char *
+arena_copy(struct store *st, const char *s, size_t len)
+{
+	struct arena_block *b = st->arena;
+	char *p;
+
+	if (len + 1 > ARENA_BLOCK)
+		return NULL;
+	if (b == NULL || ARENA_BLOCK - b->used < len + 1) {
+		if ((b = malloc(sizeof(*b))) == NULL)
+			return NULL;
+		b->next = st->arena;
+		b->used = 0;
+		st->arena = b;
+	}
+	p = b->data + b->used;
+	memcpy(p, s, len);
+	p[len] = '\0';
+	b->used += len + 1;
+	return p;
+}
+
+/* Append n octets of s to buf at *pos.  0, or -1 when it does not fit. */
+static int
+path_put(char *buf, size_t len, size_t *pos, const char *s, size_t n)
+{
+	if (n >= len - *pos)
+		return -1;
+	memcpy(buf + *pos, s, n);
+	*pos += n;
+	buf[*pos] = '\0';
+	return 0;
+}
+
+int
+store_path(const char *spec, const char *user, const char *home,
+    char *buf, size_t len, char *err, size_t errlen)
+{
+	const char *p = spec, *at = strchr(user, '@'), *s;
+	size_t pos = 0, n;
+	int r = 0;
+
+	if (len == 0)
+		return -1;
+	buf[0] = '\0';
+	if (strncmp(p, "maildir:", 8) == 0)
+		p += 8;
+	if (p[0] == '~' && (p[1] == '/' || p[1] == '\0')) {
+		p++;
+		if (home[0] == '\0') {
+			store_err(err, errlen, "user %s has no home", user);
+			return -1;
+		}
+		r = path_put(buf, len, &pos, home, strlen(home));
+	}
+	for (; r == 0 && *p != '\0'; p++) {
+		if (*p != '%') {
+			r = path_put(buf, len, &pos, p, 1);
+			continue;
+		}
+		switch (*++p) {
+		case 'h':
+			if (home[0] == '\0') {
+				store_err(err, errlen, "user %s has no home",
+				    user);
+				return -1;
+			}
+			s = home, n = strlen(home);
+			break;
+		case 'u':
+			s = user, n = strlen(user);
+			break;
+		case 'n':
+			s = user, n = at ? (size_t)(at - user) : strlen(user);
+			break;
+		case 'd':
+			s = at ? at + 1 : "", n = strlen(s);
+			break;
+		case '%':
+			s = "%", n = 1;
+			break;
+		default:
+			store_err(err, errlen, "mail spec %s: unknown %%%c",
+			    spec, *p ? *p : ' ');
+			return -1;
+		}
+		r = path_put(buf, len, &pos, s, n);
+	}
+	if (r == -1) {
+		store_err(err, errlen, "mail spec %s: path too long", spec);
+		return -1;
+	}
+	if (buf[0] != '/') {
+		store_err(err, errlen, "mail spec %s: %s is not absolute",
+		    spec, buf);
+		return -1;
+	}
+	return 0;
+}
+
+size_t
+store_maildir_base(const char *name)
+{
+	return strcspn(name, ":,");
+}
+
+int
+store_maildir_wsize(const char *name, uint64_t *size)
+{
+	const char *p = name, *end = name + strcspn(name, ":");
+	uint64_t v;
+	int digits;
+
+	while ((p = strchr(p, ',')) != NULL && p < end) {
+		p++;
+		if (strncmp(p, "W=", 2) != 0)
+			continue;
+		v = 0;
+		digits = 0;
+		for (p += 2; *p >= '0' && *p <= '9'; p++, digits++) {
+			if (v > (UINT64_MAX - 9) / 10)
+				return -1;
+			v = v * 10 + (uint64_t)(*p - '0');
+		}
+		if (digits == 0 || (*p != ',' && *p != ':' && *p != '\0'))
+			return -1;
+		*size = v;
+		return 0;
+	}
+	return -1;
+}
+
+/* mkdir -p with mode 0700 for what it creates. */
+static int
+mkdir_p(const char *path)
+{
+	char buf[PATH_MAX_POP3];
+	size_t len = strlen(path), i;
+
+	if (len == 0 || len >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) == -1 && errno != EEXIST)
+			return -1;
+		buf[i] = path[i];
+	}
+	return 0;
+}
+
+/* Create cur/, new/ and tmp/ where missing. */
+static int
+maildir_subdirs(int dirfd)
+{
+	static const char *const sub[] = { "cur", "new", "tmp" };
+	size_t i;
+
+	for (i = 0; i < sizeof(sub) / sizeof(sub[0]); i++)
+		if (mkdirat(dirfd, sub[i], 0700) == -1 && errno != EEXIST)
+			return -1;
+	return 0;
+}
+
+static enum store_result
+maildir_open(struct store *st, const char *path, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (path[0] != '/') {
+		store_err(err, errlen, "mailbox path %s is not absolute", path);
+		return STORE_PERM;
+	}
+	if (stat(path, &sb) == -1) {
+		if (errno != ENOENT || mkdir_p(path) == -1) {
+			store_err(err, errlen, "mailbox %s: %s", path,
+			    strerror(errno));
+			return store_errno_result(errno);
+		}
+	} else if (!S_ISDIR(sb.st_mode)) {
+		store_err(err, errlen, "mailbox %s is not a directory", path);
+		return STORE_PERM;
+	}
+	st->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->dirfd == -1 || maildir_subdirs(st->dirfd) == -1) {
+		store_err(err, errlen, "mailbox %s: %s", path, strerror(errno));
+		return store_errno_result(errno);
+	}
+	st->curfd = openat(st->dirfd, "cur",
+	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (st->curfd == -1) {
+		store_err(err, errlen, "mailbox %s/cur: %s", path,
+		    strerror(errno));
+		return store_errno_result(errno);
+	}
+	return STORE_OK;
+}
+
+static enum store_result
+maildir_lock(struct store *st, char *err, size_t errlen)
+{
+	st->lockfd = openat(st->dirfd, LOCK_NAME,
+	    O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (st->lockfd == -1) {
+		store_err(err, errlen, "lock file %s: %s", LOCK_NAME,
+		    strerror(errno));
+		return store_errno_result(errno);
+	}
+	if (flock(st->lockfd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK) {
+			store_err(err, errlen, "mailbox is locked");
+			return STORE_INUSE;
+		}
+		store_err(err, errlen, "flock: %s", strerror(errno));
+		return STORE_TEMP;
+	}
+	return STORE_OK;
+}
+
+/* Move new/NAME to cur/NAME:2, so that it is numbered from now on. */
+static enum store_result
+maildir_move_new(struct store *st, char *err, size_t errlen)
+{
+	char to[NAME_MAX + 1];
+	struct dirent *de;
+	DIR *dir;
+	int newfd, n;
+
+	newfd = openat(st->dirfd, "new",
+	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (newfd == -1 || (dir = fdopendir(newfd)) == NULL) {
+		store_err(err, errlen, "new/: %s", strerror(errno));
+		if (newfd != -1)
+			close(newfd);
+		return store_errno_result(errno);
+	}
+	while ((errno = 0, de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (strchr(de->d_name, ':') != NULL)
+			n = snprintf(to, sizeof(to), "%s", de->d_name);
+		else
+			n = snprintf(to, sizeof(to), "%s:2,", de->d_name);
+		if (n < 0 || (size_t)n >= sizeof(to))
+			continue;
+		/* Another process may have moved it first: that is fine. */
+		(void)renameat(newfd, de->d_name, st->curfd, to);
+	}
+	if (errno != 0) {
+		store_err(err, errlen, "new/: %s", strerror(errno));
+		closedir(dir);
+		return STORE_TEMP;
+	}
+	closedir(dir);
+	return STORE_OK;
+}
+
+static int
+maildir_msg_size(struct store *st, const char *name, uint64_t *size)
+{
+	int fd, r, e;
+
+	if (store_maildir_wsize(name, size) == 0)
+		return 0;
+	fd = openat(st->curfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	r = stream_size_fd(fd, size);
+	e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
+
+/* Add cur/NAME as a message.  0, 1 when skipped, -1 on error. */
+static int
+maildir_add(struct store *st, const char *name, char *err, size_t errlen)
+{
+	char hex[2 * MD5_DIGEST_LEN + 1];
+	const char *flags, *p;
+	struct msg *m, *grown;
+	size_t base, i, ncap;
+
+	if (st->count == st->cap) {
+		ncap = st->cap ? st->cap * 2 : 256;
+		grown = reallocarray(st->msgs, ncap, sizeof(*st->msgs));
+		if (grown == NULL) {
+			store_err(err, errlen, "out of memory");
+			return -1;
+		}
+		st->msgs = grown;
+		st->cap = ncap;
+	}
+	m = &st->msgs[st->count];
+	memset(m, 0, sizeof(*m));
+	if (maildir_msg_size(st, name, &m->size) == -1) {
+		if (errno == ENOENT || errno == ELOOP)
+			return 1;	/* gone, or a symlink: not served */
+		store_err(err, errlen, "cur/%s: %s", name, strerror(errno));
+		return -1;
+	}
+	if ((m->name = arena_copy(st, name, strlen(name))) == NULL) {
+		store_err(err, errlen, "out of memory");
+		return -1;
+	}
+	for (p = name; *p >= '0' && *p <= '9' && m->time < UINT64_MAX / 10;
+	    p++)
+		m->time = m->time * 10 + (uint64_t)(*p - '0');
+	if ((flags = strstr(name, ":2,")) != NULL &&
+	    strchr(flags + 3, 'S') != NULL)
+		m->flags |= MSG_SEEN;
+
+	/* The UIDL is the unique part of the name if RFC 1939 allows it. */
+	base = store_maildir_base(name);
+	for (i = 0; i < base; i++)
+		if (name[i] < 0x21 || name[i] > 0x7e)
+			break;
+	if (base > 0 && base <= UIDL_MAX && i == base) {
+		m->uidl = m->name;
+		m->uidl_len = (unsigned char)base;
+	} else {
+		md5_hex(name, base, hex);
+		if ((m->uidl = arena_copy(st, hex, strlen(hex))) == NULL) {
+			store_err(err, errlen, "out of memory");
+			return -1;
+		}
+		m->uidl_len = (unsigned char)strlen(hex);
+	}
+	st->count++;
+	return 0;
+}
+
+static int
+msg_cmp(const void *a, const void *b)
+{
+	const struct msg *x = a, *y = b;
+
+	if (x->time != y->time)
+		return x->time < y->time ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static enum store_result
+maildir_scan(struct store *st, char *err, size_t errlen)
+{
+	struct dirent *de;
+	struct stat sb;
+	DIR *dir;
+	int fd;
+
+	if ((fd = dup(st->curfd)) == -1 || (dir = fdopendir(fd)) == NULL) {
+		store_err(err, errlen, "cur/: %s", strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return STORE_TEMP;
+	}
+	while ((errno = 0, de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (de->d_type == DT_UNKNOWN) {
+			if (fstatat(st->curfd, de->d_name, &sb,
+			    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(sb.st_mode))
+				continue;
+		} else if (de->d_type != DT_REG)
+			continue;
+		if (maildir_add(st, de->d_name, err, errlen) == -1) {
+			closedir(dir);
+			return STORE_TEMP;
+		}
+	}
+	if (errno != 0) {
+		store_err(err, errlen, "cur/: %s", strerror(errno));
+		closedir(dir);
+		return STORE_TEMP;
+	}
+	closedir(dir);
+	if (st->count > 1)
+		qsort(st->msgs, st->count, sizeof(*st->msgs), msg_cmp);
+	return STORE_OK;
+}
+
+enum store_result
+store_open(struct store **stp, const char *path, char *err, size_t errlen)
+{
+	struct store *st;
+	enum store_result r;
+
+	*stp = NULL;
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		store_err(err, errlen, "out of memory");
+		return STORE_TEMP;
+	}
+	st->dirfd = st->curfd = st->lockfd = -1;
+	if ((r = maildir_open(st, path, err, errlen)) != STORE_OK ||
+	    (r = maildir_lock(st, err, errlen)) != STORE_OK ||
+	    (r = maildir_move_new(st, err, errlen)) != STORE_OK ||
+	    (r = maildir_scan(st, err, errlen)) != STORE_OK) {
+		store_close(st);
+		return r;
+	}
+	*stp = st;
+	return STORE_OK;
+}
+
+size_t
+store_count(const struct store *st)
+{
+	return st->count;
+}
+
+uint64_t
+store_size(const struct store *st, size_t i)
+{
+	return st->msgs[i].size;
+}
+
+const char *
+store_uidl(const struct store *st, size_t i, size_t *len)
+{
+	*len = st->msgs[i].uidl_len;
+	return st->msgs[i].uidl;
+}
+
+int
+store_seen(const struct store *st, size_t i)
+{
+	return (st->msgs[i].flags & MSG_SEEN) != 0;
+}
+
+void
+store_set_deleted(struct store *st, size_t i, int on)
+{
+	if (on)
+		st->msgs[i].flags |= MSG_DELETED;
+	else
+		st->msgs[i].flags &= (unsigned char)~MSG_DELETED;
+}
+
+int
+store_deleted(const struct store *st, size_t i)
+{
+	return (st->msgs[i].flags & MSG_DELETED) != 0;
+}
+
+void
+store_set_retrieved(struct store *st, size_t i)
+{
+	st->msgs[i].flags |= MSG_RETRIEVED;
+}
+
+/*
+ * An IMAP server on the same Maildir may have renamed the message to
+ * change its flags: find it again by its unique part.  0 or -1.
+ */
+static int
+maildir_find_renamed(struct store *st, struct msg *m)
+{
+	size_t base = store_maildir_base(m->name);
+	struct dirent *de;
+	char *name = NULL;
+	DIR *dir;
+	int fd;
+
+	if ((fd = dup(st->curfd)) == -1 || (dir = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (strncmp(de->d_name, m->name, base) == 0 &&
+		    store_maildir_base(de->d_name) == base &&
+		    strcmp(de->d_name, m->name) != 0) {
+			name = strdup(de->d_name);
+			break;
+		}
+	}
+	closedir(dir);
+	if (name == NULL) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (m->flags & MSG_RENAMED)
+		free(m->name);
+	m->name = name;
+	m->flags |= MSG_RENAMED;
+	return 0;
+}
+
+int
+store_msg_open(struct store *st, size_t i, char *err, size_t errlen)
+{
+	struct msg *m = &st->msgs[i];
+	struct stat sb;
+	int fd;
+
+	fd = openat(st->curfd, m->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT && maildir_find_renamed(st, m) == 0)
+		fd = openat(st->curfd, m->name,
+		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1) {
+		store_err(err, errlen, "cur/%s: %s", m->name, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		store_err(err, errlen, "cur/%s: not a regular file", m->name);
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
+/* The name with the S flag added, in ASCII order.  0, or -1 if none. */
+static int
+maildir_seen_name(const char *name, char *buf, size_t len)
+{
+	const char *info = strstr(name, ":2,"), *p;
+	int n;
+
+	if (info == NULL) {
+		if (strchr(name, ':') != NULL)
+			return -1;	/* an info part we do not know */
+		n = snprintf(buf, len, "%s:2,S", name);
+	} else {
+		if (strchr(info + 3, 'S') != NULL)
+			return -1;	/* seen already */
+		for (p = info + 3; *p != '\0' && *p < 'S'; p++)
+			;
+		n = snprintf(buf, len, "%.*sS%s", (int)(p - name), name, p);
+	}
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int
+store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
+{
+	char seen[NAME_MAX + 1];
+	struct msg *m;
+	size_t i;
+	int r;
+
+	*failed = 0;
+	for (i = 0; i < st->count; i++) {
+		m = &st->msgs[i];
+		if (m->flags & MSG_DELETED) {
+			r = unlinkat(st->curfd, m->name, 0);
+			if (r == -1 && errno == ENOENT &&
+			    maildir_find_renamed(st, m) == 0)
+				r = unlinkat(st->curfd, m->name, 0);
+			if (r == -1) {
+				store_err(err, errlen, "unlink cur/%s: %s",
+				    m->name, strerror(errno));
+				(*failed)++;
+			}
+		} else if ((m->flags & MSG_RETRIEVED) &&
+		    maildir_seen_name(m->name, seen, sizeof(seen)) == 0) {
+			/* Best effort: a missing S flag loses nothing. */
+			(void)renameat(st->curfd, m->name, st->curfd, seen);
+		}
+	}
+	if (fsync(st->curfd) == -1) {
+		store_err(err, errlen, "fsync cur/: %s", strerror(errno));
+		return -1;
+	}
+	return *failed == 0 ? 0 : -1;
+}
+
+void
+store_close(struct store *st)
+{
+	struct arena_block *b;
+	size_t i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < st->count; i++)
+		if (st->msgs[i].flags & MSG_RENAMED)
+			free(st->msgs[i].name);
+	while ((b = st->arena) != NULL) {
+		st->arena = b->next;
+		free(b);
+	}
+	free(st->msgs);
+	if (st->lockfd != -1)
+		close(st->lockfd);
+	if (st->curfd != -1)
+		close(st->curfd);
+	if (st->dirfd != -1)
+		close(st->dirfd);
+	free(st);
+}

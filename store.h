@@ -1,0 +1,80 @@
+/*
+ * store.h: the mailbox behind a POP3 session.
+ *
+ * A store is opened once per session, after authentication and the
+ * privilege drop: it is locked for the whole session, its messages are
+ * numbered and sized once, and nothing in it changes until store_commit()
+ * applies the deletions at UPDATE.  store_close() releases everything;
+ * the lock also goes with the process, however it ends.
+ */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum store_result {
+	STORE_OK = 0,
+	STORE_INUSE,		/* another session holds the lock */
+	STORE_TEMP,		/* a failure that may pass: retry later */
+	STORE_PERM		/* a failure that needs the administrator */
+};
+
+struct store;
+
+/*
+ * The mailbox path for a user from a mail spec such as
+ * "maildir:~/Maildir": "~" at the start and %h stand for home, %u for
+ * the user name, %n and %d for its parts before and after '@', %% for
+ * '%'.  The user name must be valid (auth_name_valid()).  0, or -1 with
+ * err set.
+ */
+int	store_path(const char *spec, const char *user, const char *home,
+	    char *buf, size_t len, char *err, size_t errlen);
+
+/*
+ * Open, lock and scan the Maildir at path, creating it (mode 0700) when
+ * it does not exist yet.  On failure *stp is NULL and err says why, for
+ * the log.
+ */
+enum store_result store_open(struct store **stp, const char *path,
+	    char *err, size_t errlen);
+
+/* Messages, numbered 0 .. store_count() - 1 here (1 .. n in POP3). */
+size_t	store_count(const struct store *);
+/* The octets RETR sends for message i (see stream.h). */
+uint64_t store_size(const struct store *, size_t i);
+/* The unique id of message i, 1 to 70 octets in 0x21..0x7E. */
+const char *store_uidl(const struct store *, size_t i, size_t *len);
+/* Whether message i had been seen (Maildir S flag) before this session. */
+int	store_seen(const struct store *, size_t i);
+
+/*
+ * Open message i for reading.  Returns a file descriptor, or -1 with
+ * errno set and err filled in.
+ */
+int	store_msg_open(struct store *, size_t i, char *err, size_t errlen);
+
+/* Marks kept until store_commit(): deleted, and retrieved (gets S). */
+void	store_set_deleted(struct store *, size_t i, int on);
+int	store_deleted(const struct store *, size_t i);
+void	store_set_retrieved(struct store *, size_t i);
+
+/*
+ * UPDATE: remove exactly the messages marked deleted, flag the
+ * retrieved ones seen, and make it durable.  Returns 0, or -1 when a
+ * deletion failed or could not be made durable: *failed counts the
+ * messages that could not be removed, and err says why.
+ */
+int	store_commit(struct store *, size_t *failed, char *err, size_t errlen);
+
+/* Release the lock and free the store; NULL is allowed. */
+void	store_close(struct store *);
+
+/* The length of the unique part of a Maildir name (before ':' or ','). */
+size_t	store_maildir_base(const char *name);
+
+/* Parse a strict ",W=<size>" field of a Maildir name.  0 or -1. */
+int	store_maildir_wsize(const char *name, uint64_t *size);
+
+#endif

@@ -1,0 +1,188 @@
+/*
+ * stream.c: convert a message to its POP3 form and count its size.
+ *
+ * Both directions scan for LF with memchr and handle whole runs of
+ * octets at once; neither allocates, so any message is sent in constant
+ * memory.  The rules are in stream.h.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pop3d.h"
+#include "stream.h"
+
+static int	stream_line_end(struct stream *);
+
+void
+stream_init(struct stream *st, long body_lines, stream_emit emit, void *ctx)
+{
+	memset(st, 0, sizeof(*st));
+	st->emit = emit;
+	st->ctx = ctx;
+	st->lines_left = body_lines;
+	st->in_header = 1;
+	st->bol = 1;
+}
+
+int
+stream_done(const struct stream *st)
+{
+	return st->done;
+}
+
+/* Account for the end of a line: TOP stops after the body lines asked. */
+static int
+stream_line_end(struct stream *st)
+{
+	int blank;
+
+	blank = st->line_len == 0 || (st->line_len == 1 && st->prev_cr);
+	if (st->in_header) {
+		if (blank) {
+			st->in_header = 0;
+			if (st->lines_left == 0)
+				st->done = 1;
+		}
+	} else if (st->lines_left > 0 && --st->lines_left == 0)
+		st->done = 1;
+	st->bol = 1;
+	st->prev_cr = 0;
+	st->line_len = 0;
+	return 0;
+}
+
+int
+stream_feed(struct stream *st, const char *buf, size_t len)
+{
+	const char *p = buf, *end = buf + len, *lf;
+	size_t n;
+
+	while (p < end && !st->done) {
+		if (st->bol && *p == '.' && st->emit(st->ctx, ".", 1) == -1)
+			return -1;
+		st->bol = 0;
+		lf = memchr(p, '\n', (size_t)(end - p));
+		if (lf == NULL) {
+			n = (size_t)(end - p);
+			if (st->emit(st->ctx, p, n) == -1)
+				return -1;
+			st->prev_cr = end[-1] == '\r';
+			st->line_len += n > 2 ? 2 : (int)n;
+			if (st->line_len > 2)
+				st->line_len = 2;
+			break;
+		}
+		n = (size_t)(lf - p);
+		if (n > 0) {
+			st->prev_cr = lf[-1] == '\r';
+			st->line_len += n > 2 ? 2 : (int)n;
+			if (st->line_len > 2)
+				st->line_len = 2;
+		}
+		/* Send the line with its LF, or with CRLF if it had no CR. */
+		if (st->prev_cr) {
+			if (st->emit(st->ctx, p, n + 1) == -1)
+				return -1;
+		} else if ((n > 0 && st->emit(st->ctx, p, n) == -1) ||
+		    st->emit(st->ctx, "\r\n", 2) == -1)
+			return -1;
+		stream_line_end(st);
+		p = lf + 1;
+	}
+	return 0;
+}
+
+int
+stream_finish(struct stream *st)
+{
+	if (st->bol || st->done)
+		return 0;
+	if (st->emit(st->ctx, "\r\n", 2) == -1)
+		return -1;
+	return stream_line_end(st);
+}
+
+int
+stream_fd(int fd, long body_lines, stream_emit emit, void *ctx)
+{
+	struct stream st;
+	char buf[FILE_BUF_SIZE];
+	ssize_t n;
+
+	stream_init(&st, body_lines, emit, ctx);
+	while (!stream_done(&st)) {
+		n = read(fd, buf, sizeof(buf));
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		if (stream_feed(&st, buf, (size_t)n) == -1)
+			return -2;
+	}
+	return stream_finish(&st) == -1 ? -2 : 0;
+}
+
+void
+stream_size_init(struct stream_size *sz)
+{
+	memset(sz, 0, sizeof(*sz));
+	sz->empty = 1;
+}
+
+void
+stream_size_feed(struct stream_size *sz, const char *buf, size_t len)
+{
+	const char *p = buf, *end = buf + len, *lf;
+
+	if (len == 0)
+		return;
+	sz->size += len;
+	while ((lf = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		/* An LF without CR before it is sent as CRLF. */
+		if (!(lf > p ? lf[-1] == '\r' : sz->prev_cr))
+			sz->size++;
+		sz->prev_cr = 0;
+		p = lf + 1;
+		if (p == end)
+			break;
+	}
+	sz->prev_cr = end[-1] == '\r';
+	sz->last_lf = end[-1] == '\n';
+	sz->empty = 0;
+}
+
+uint64_t
+stream_size_end(const struct stream_size *sz)
+{
+	/* A last line without newline is sent with CRLF. */
+	if (!sz->empty && !sz->last_lf)
+		return sz->size + 2;
+	return sz->size;
+}
+
+int
+stream_size_fd(int fd, uint64_t *size)
+{
+	struct stream_size sz;
+	char buf[FILE_BUF_SIZE];
+	ssize_t n;
+
+	stream_size_init(&sz);
+	for (;;) {
+		n = read(fd, buf, sizeof(buf));
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		stream_size_feed(&sz, buf, (size_t)n);
+	}
+	*size = stream_size_end(&sz);
+	return 0;
+}
