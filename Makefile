@@ -63,12 +63,14 @@ demo: pop3d
 	@sh tests/demo.sh
 
 install: pop3d
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(PREFIX)/share/pop3d/xinetd.d
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(PREFIX)/share/pop3d/xinetd.d
 	install -m 755 pop3d $(DESTDIR)$(SBINDIR)/pop3d
+	install -m 644 pop3d.8 $(DESTDIR)$(MANDIR)/man8/pop3d.8
 	install -m 644 xinetd.d/pop3 $(DESTDIR)$(PREFIX)/share/pop3d/xinetd.d/pop3
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/pop3d
+	rm -f $(DESTDIR)$(SBINDIR)/pop3d $(DESTDIR)$(MANDIR)/man8/pop3d.8
 	rm -rf $(DESTDIR)$(PREFIX)/share/pop3d
 
 clean:
