@@ -58,6 +58,16 @@ check-asan sanitize:
 		POP3D_LDFLAGS="-fsanitize=address,undefined"
 	$(MAKE) clean
 
+# Static checks: cppcheck (KNF declares at the top of a function, so the
+# scope hint is off) and clang-tidy with .clang-tidy.
+SRCS = pop3d.c $(OBJS:.o=.c)
+lint:
+	cppcheck --enable=warning,style,performance,portability --std=c11 \
+		--error-exitcode=1 --quiet --suppress=variableScope \
+		-D_DEFAULT_SOURCE $(SRCS)
+	clang-tidy --quiet --warnings-as-errors='*' $(SRCS) -- \
+		$(POP3D_CPPFLAGS) -std=c11
+
 # A demo mailbox served on 127.0.0.1:1110 (user demo, password demo).
 demo: pop3d
 	@sh tests/demo.sh
@@ -76,6 +86,6 @@ uninstall:
 clean:
 	rm -f pop3d *.o $(OBJS:.o=.d) pop3d.d tests/*.o $(TEST_OBJS:.o=.d) tests/check_pop3d
 
-.PHONY: all check deps check-asan sanitize demo install uninstall clean
+.PHONY: all check deps check-asan sanitize lint demo install uninstall clean
 
 -include $(OBJS:.o=.d) pop3d.d $(TEST_OBJS:.o=.d)

@@ -230,7 +230,7 @@ input_wait(struct session *s, const struct timespec *deadline)
 	long long ms;
 	int r;
 
-	if (s->out_len > 0 && (r = poll(&pfd, 1, 0)) != 1 &&
+	if (s->out_len > 0 && poll(&pfd, 1, 0) != 1 &&
 	    out_flush(s) == -1)
 		return -1;
 	for (;;) {

@@ -33,7 +33,6 @@
 #define MSG_DELETED	0x01
 #define MSG_RETRIEVED	0x02
 #define MSG_SEEN	0x04
-#define MSG_RENAMED	0x08	/* name was malloc()ed after a rename */
 
 struct msg {
 	char		*name;		/* in cur/ */
@@ -582,7 +581,7 @@ maildir_find_renamed(struct store *st, struct msg *m)
 		if (strncmp(de->d_name, m->name, base) == 0 &&
 		    store_maildir_base(de->d_name) == base &&
 		    strcmp(de->d_name, m->name) != 0) {
-			name = strdup(de->d_name);
+			name = arena_copy(st, de->d_name, strlen(de->d_name));
 			break;
 		}
 	}
@@ -591,10 +590,7 @@ maildir_find_renamed(struct store *st, struct msg *m)
 		errno = ENOENT;
 		return -1;
 	}
-	if (m->flags & MSG_RENAMED)
-		free(m->name);
 	m->name = name;
-	m->flags |= MSG_RENAMED;
 	return 0;
 }
 
@@ -681,13 +677,9 @@ void
 store_close(struct store *st)
 {
 	struct arena_block *b;
-	size_t i;
 
 	if (st == NULL)
 		return;
-	for (i = 0; i < st->count; i++)
-		if (st->msgs[i].flags & MSG_RENAMED)
-			free(st->msgs[i].name);
 	while ((b = st->arena) != NULL) {
 		st->arena = b->next;
 		free(b);
