@@ -61,7 +61,9 @@ int	auth_check_password(const char *stored, const char *password);
 /*
  * Look name up in the passwd-file and check password.  Unknown users
  * and wrong passwords take the same path and the same time.  On
- * AUTH_OK *u is filled in; err says why otherwise, for the log.
+ * AUTH_OK *u is filled in; on AUTH_FAIL u->name is set only if the user
+ * exists (so that a mistyped password in USER stays out of the log), and
+ * err says why, for the log.
  */
 enum auth_result auth_passwd_file(const char *file, const char *name,
 	    const char *password, struct auth_user *u, char *err,

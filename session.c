@@ -159,13 +159,13 @@ out_flush(struct session *s)
 	alarm(s->cfg->timeout);
 	while (off < s->out_len) {
 		n = write(s->cfg->out_fd, s->out + off, s->out_len - off);
-		if (n == -1 && errno == EINTR && !write_timed_out)
-			continue;
-		if (n <= 0) {
+		if (n > 0)
+			off += (size_t)n;
+		/* SIGALRM may also just cut a write short. */
+		if (write_timed_out || n == 0 || (n == -1 && errno != EINTR)) {
 			s->io_failed = 1;
 			break;
 		}
-		off += (size_t)n;
 	}
 	alarm(0);
 	s->out_len = 0;
@@ -446,9 +446,10 @@ cmd_pass(struct session *s, char *args)
 		    "try again later");
 		return CMD_CLOSE;
 	}
+	/* An unknown name may be a password typed in the wrong place. */
 	s->failures++;
 	log_msg(LOG_NOTICE, "login failed: user=%s rip=%s reason=%s",
-	    s->user, s->cfg->remote, err);
+	    u.name[0] != '\0' ? s->user : "UNKNOWN", s->cfg->remote, err);
 	s->user[0] = '\0';
 	fail_delay(s);
 	if (s->failures >= POP3_MAX_FAILURES) {
@@ -476,29 +477,31 @@ login(struct session *s, const struct auth_user *u)
 		    s->logname, s->cfg->remote, err);
 		reply(s, "-ERR [SYS/PERM] This account cannot receive mail "
 		    "here");
-		return CMD_CLOSE;
+		return CMD_FAIL;
 	}
 	if (store_path(s->cfg->mail_spec, u->name, u->home, path,
 	    sizeof(path), err, sizeof(err)) == -1) {
 		log_msg(LOG_ERR, "login refused: user=%s rip=%s: %s",
 		    s->logname, s->cfg->remote, err);
 		reply(s, "-ERR [SYS/PERM] No mailbox for this account");
-		return CMD_CLOSE;
+		return CMD_FAIL;
 	}
 	r = store_open(&s->store, path, err, sizeof(err));
 	if (r != STORE_OK) {
 		log_msg(r == STORE_INUSE ? LOG_NOTICE : LOG_ERR,
 		    "mailbox not opened: user=%s rip=%s: %s", s->logname,
 		    s->cfg->remote, err);
-		if (r == STORE_INUSE)
+		if (r == STORE_INUSE) {
 			reply(s, "-ERR [IN-USE] Mailbox is locked by another "
 			    "POP3 session");
-		else if (r == STORE_PERM)
+			return CMD_CLOSE;
+		}
+		if (r == STORE_PERM)
 			reply(s, "-ERR [SYS/PERM] Mailbox cannot be opened");
 		else
 			reply(s, "-ERR [SYS/TEMP] Mailbox cannot be opened, "
 			    "try again later");
-		return CMD_CLOSE;
+		return CMD_FAIL;
 	}
 	s->count = s->left = store_count(s->store);
 	for (i = 0; i < s->count; i++) {

@@ -68,6 +68,7 @@ static int	 maildir_subdirs(int);
 static enum store_result maildir_open(struct store *, const char *,
 		    char *, size_t);
 static enum store_result maildir_lock(struct store *, char *, size_t);
+static int	 maildir_regular(int, const struct dirent *);
 static enum store_result maildir_move_new(struct store *, char *, size_t);
 static enum store_result maildir_scan(struct store *, char *, size_t);
 static int	 maildir_add(struct store *, const char *, char *, size_t);
@@ -328,6 +329,23 @@ maildir_lock(struct store *st, char *err, size_t errlen)
 	return STORE_OK;
 }
 
+/*
+ * Whether a directory entry is a message: a regular file (not a link,
+ * not a directory) whose name does not start with '.'.
+ */
+static int
+maildir_regular(int dirfd, const struct dirent *de)
+{
+	struct stat sb;
+
+	if (de->d_name[0] == '.')
+		return 0;
+	if (de->d_type != DT_UNKNOWN)
+		return de->d_type == DT_REG;
+	return fstatat(dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(sb.st_mode);
+}
+
 /* Move new/NAME to cur/NAME:2, so that it is numbered from now on. */
 static enum store_result
 maildir_move_new(struct store *st, char *err, size_t errlen)
@@ -346,7 +364,7 @@ maildir_move_new(struct store *st, char *err, size_t errlen)
 		return store_errno_result(errno);
 	}
 	while ((errno = 0, de = readdir(dir)) != NULL) {
-		if (de->d_name[0] == '.')
+		if (!maildir_regular(newfd, de))
 			continue;
 		if (strchr(de->d_name, ':') != NULL)
 			n = snprintf(to, sizeof(to), "%s", de->d_name);
@@ -366,17 +384,29 @@ maildir_move_new(struct store *st, char *err, size_t errlen)
 	return STORE_OK;
 }
 
+/*
+ * The size of cur/NAME as POP3 sends it.  A ",W=" field gives it without
+ * reading the message, but Dovecot and maildrop do not count the CRLF
+ * that a last line without newline is sent with: the last octet says.
+ */
 static int
 maildir_msg_size(struct store *st, const char *name, uint64_t *size)
 {
-	int fd, r, e;
+	struct stat sb;
+	int fd, r = 0, e;
+	char last;
 
-	if (store_maildir_wsize(name, size) == 0)
-		return 0;
 	fd = openat(st->curfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1)
 		return -1;
-	r = stream_size_fd(fd, size);
+	if (store_maildir_wsize(name, size) == 0) {
+		if (fstat(fd, &sb) == -1 || (sb.st_size > 0 &&
+		    pread(fd, &last, 1, sb.st_size - 1) != 1))
+			r = -1;
+		else if (sb.st_size > 0 && last != '\n')
+			*size += 2;
+	} else
+		r = stream_size_fd(fd, size);
 	e = errno;
 	close(fd);
 	errno = e;
@@ -455,7 +485,6 @@ static enum store_result
 maildir_scan(struct store *st, char *err, size_t errlen)
 {
 	struct dirent *de;
-	struct stat sb;
 	DIR *dir;
 	int fd;
 
@@ -466,13 +495,7 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 		return STORE_TEMP;
 	}
 	while ((errno = 0, de = readdir(dir)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (de->d_type == DT_UNKNOWN) {
-			if (fstatat(st->curfd, de->d_name, &sb,
-			    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(sb.st_mode))
-				continue;
-		} else if (de->d_type != DT_REG)
+		if (!maildir_regular(st->curfd, de))
 			continue;
 		if (maildir_add(st, de->d_name, err, errlen) == -1) {
 			closedir(dir);

@@ -1,0 +1,1057 @@
+#!/usr/bin/env python3
+"""End-to-end tests of pop3d: the binary driven over pipes and over TCP.
+
+Usage: python3 tests/e2e.py [--pop3d PATH] [-v] [-k PATTERN ...]
+
+Each test builds its mailbox in a fresh temporary directory and kills
+every process it started.  The last line printed is
+"e2e: N passed, N failed[, N skipped]"; the exit status is 1 if any test
+failed.
+"""
+
+import argparse
+import hashlib
+import os
+import poplib
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import time
+import unittest
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import launchers  # noqa: E402
+from pop3test import (Box, Listener, check_status, convert,  # noqa: E402
+                      proc_status, stuff, top, unstuff, wire)
+
+POP3D = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'pop3d')
+IS_ROOT = os.geteuid() == 0
+
+# Message files covering the line-end and byte-stuffing cases.
+SAMPLES = [
+    ('lf', b'From: a@example.org\nSubject: lf\n\nline one\nline two\n'),
+    ('crlf', b'From: b@example.org\r\nSubject: crlf\r\n\r\n'
+             b'line one\r\nline two\r\n'),
+    ('mixed', b'From: c@example.org\r\nSubject: mixed\n\r\n'
+              b'body\r\nmore\nend\n'),
+    ('no final newline', b'From: d@example.org\nSubject: nofinal\n\nlast'),
+    ('empty', b''),
+    ('dot lines', b'From: e@example.org\nSubject: dots\n\n'
+                  b'.\n..\n.x\n...\nend\n.\n'),
+    ('dot at end without newline', b'From: f@example.org\n\nbody\n.'),
+    ('dot on first line', b'.From: g@example.org\nSubject: x\n\nbody\n'),
+    ('lone newline', b'\n'),
+    ('crlf dots', b'Subject: h\r\n\r\n.\r\n.x\r\n..\r\nend\r\n'),
+]
+
+CAPA_AUTHORIZATION = {'TOP', 'USER', 'UIDL', 'RESP-CODES', 'PIPELINING',
+                      'EXPIRE NEVER', 'LOGIN-DELAY 0', 'AUTH-RESP-CODE'}
+
+LIST_RE = re.compile(rb'\+OK (\d+) (\d+)\r\n\Z')
+
+
+def msg(n):
+    """A small distinct message."""
+    return (b'From: sender%d@example.org\nSubject: message %d\n\n'
+            b'This is message %d.\n' % (n, n, n))
+
+
+def run(args, stdin=b'', timeout=10):
+    return subprocess.run([POP3D] + args, input=stdin, capture_output=True,
+                          timeout=timeout)
+
+
+class Pop3Test(unittest.TestCase):
+    """A test with its own mailbox."""
+
+    def setUp(self):
+        self.box = Box(POP3D)
+        self.addCleanup(self.box.cleanup)
+
+    def assertOk(self, reply, expected=None):
+        if expected is not None:
+            self.assertEqual(reply, expected)
+        self.assertTrue(reply.startswith(b'+OK'), reply)
+
+    def assertErr(self, reply, prefix=b'-ERR'):
+        self.assertTrue(reply.startswith(prefix),
+                        'expected %r..., got %r' % (prefix, reply))
+
+    def capa(self, s):
+        self.assertOk(s.cmd('CAPA'))
+        return [line[:-2].decode() for line in s.multi()]
+
+    def retr(self, s, n):
+        """The multi-line body of RETR n, terminator included."""
+        self.assertOk(s.cmd('RETR %d' % n))
+        return b''.join(s.multi()) + b'.\r\n'
+
+    def list_size(self, s, n):
+        m = LIST_RE.match(s.cmd('LIST %d' % n))
+        self.assertTrue(m, 'LIST %d' % n)
+        self.assertEqual(int(m.group(1)), n)
+        return int(m.group(2))
+
+    def uidls(self, s):
+        self.assertOk(s.cmd('UIDL'))
+        out = []
+        for i, line in enumerate(s.multi(), 1):
+            num, _, uid = line[:-2].partition(b' ')
+            self.assertEqual(int(num), i, line)
+            out.append(uid.decode('ascii'))
+        return out
+
+
+class CommandLineTest(Pop3Test):
+
+    def test_version(self):
+        for opt in ('-V', '--version'):
+            r = run([opt])
+            self.assertEqual(r.returncode, 0, opt)
+            self.assertRegex(r.stdout, rb'\Apop3d \S+\n\Z', opt)
+
+    def test_help(self):
+        for opt in ('-h', '--help'):
+            r = run([opt])
+            self.assertEqual(r.returncode, 0, opt)
+            self.assertIn(b'usage', (r.stdout + r.stderr).lower(), opt)
+
+    def test_usage_errors_exit_64(self):
+        for args in (['--no-such-option'], ['-Z'], ['-u'],
+                     ['--timeout', 'abc']):
+            r = run(args)
+            self.assertEqual(r.returncode, 64, args)
+            self.assertNotIn(b'+OK', r.stdout, args)
+
+    def test_hash_password(self):
+        r = run(['--hash-password'], b'correct horse\n')
+        self.assertEqual(r.returncode, 0)
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), 1, r.stdout)
+        hash1 = lines[0].decode()
+        self.assertNotIn('correct horse', hash1)
+        self.assertNotIn(':', hash1)
+        hash2 = run(['--hash-password'], b'correct horse\n').stdout.strip()
+        self.assertNotEqual(hash1.encode(), hash2, 'same salt twice')
+        box = self.box
+        box.add_user('carol', hash1)
+        box.add_user('dave', '{CRYPT}' + hash1)
+        for user in ('carol', 'dave'):
+            s = box.start()
+            s.ok('USER ' + user)
+            self.assertErr(s.cmd('PASS correct horsE'), b'-ERR [AUTH]')
+            s.ok('USER ' + user)
+            s.ok('PASS correct horse')
+            s.ok('STAT')
+            s.quit()
+
+
+class GreetingSyntaxTest(Pop3Test):
+
+    def test_greeting_is_one_line_at_once(self):
+        s = self.box.start()
+        self.assertTrue(s.greeting.startswith(b'+OK'))
+        s.quiet()
+        self.assertOk(s.cmd('QUIT'))
+        self.assertEqual(s.read_eof(), b'')
+        self.assertEqual(s.wait(), 0)
+
+    def test_commands_case_insensitive(self):
+        self.box.deliver(msg(1))
+        s = self.box.start()
+        s.ok('user alice')
+        s.ok('pAsS secret')
+        self.assertEqual(s.cmd('stat'), b'+OK 1 %d\r\n' % len(convert(msg(1))))
+        self.assertEqual(self.list_size(s, 1), len(convert(msg(1))))
+        s.ok('Noop')
+        self.assertOk(s.cmd('rEtR 1'))
+        s.multi()
+        s.ok('quit')
+
+    def test_bare_lf_accepted(self):
+        self.box.deliver(msg(1))
+        s = self.box.start()
+        s.send(b'USER alice\nPASS secret\nSTAT\nNOOP\n')
+        self.assertOk(s.reply())
+        self.assertOk(s.reply())
+        self.assertEqual(s.reply(), b'+OK 1 %d\r\n' % len(convert(msg(1))))
+        self.assertOk(s.reply())
+        s.quit()
+
+    def test_unknown_and_invalid_commands(self):
+        s = self.box.start()
+        for line in (b'FOO', b'XYZZY 1', b'', b'NOOPX', b'NOOP\0',
+                     b'US\0ER alice'):
+            self.assertErr(s.cmd(line))
+        s.login()
+        for line in (b'FOO', b'RETRX 1', b'', b'\0'):
+            self.assertErr(s.cmd(line))
+        s.ok('NOOP')
+        s.quit()
+
+    def test_wrong_state(self):
+        self.box.deliver(msg(1))
+        s = self.box.start()
+        for line in ('STAT', 'LIST', 'LIST 1', 'RETR 1', 'DELE 1', 'NOOP',
+                     'RSET', 'TOP 1 0', 'UIDL', 'UIDL 1', 'LAST'):
+            self.assertErr(s.cmd(line))
+        s.login()
+        for line in ('USER alice', 'PASS secret', 'USER bob'):
+            self.assertErr(s.cmd(line))
+        s.ok('STAT')
+        s.quit()
+
+    def test_eof_ends_session_with_status_1(self):
+        s = self.box.start()
+        s.ok('USER alice')
+        s.close_input()
+        self.assertEqual(s.read_eof(), b'')
+        self.assertEqual(s.wait(), 1)
+
+    def test_quit_in_authorization(self):
+        s = self.box.start()
+        s.ok('USER alice')
+        s.quit()
+
+    def _long_line(self, size, login):
+        self.box.deliver(msg(1))
+        s = self.box.start()
+        if login:
+            s.login()
+        line = b'NOOP ' + b'x' * (size - 7) + b'\r\n'
+        self.assertEqual(len(line), size)
+        s.send(line + (b'NOOP\r\n' if login else b'CAPA\r\n'))
+        reply = s.reply()
+        self.assertErr(reply)
+        self.assertIn(b'too long', reply.lower())
+        self.assertOk(s.reply())
+        if not login:
+            s.multi()
+            s.login()
+            s.ok('NOOP')
+        s.quiet()
+        s.quit()
+
+    def test_line_of_10000_octets(self):
+        self._long_line(10000, login=True)
+
+    def test_line_of_100_kib(self):
+        self._long_line(100 * 1024, login=True)
+
+    def test_long_line_before_login(self):
+        self._long_line(10000, login=False)
+
+    def test_long_lines_of_various_sizes(self):
+        # Sizes whose tail is short after any power-of-two input buffer.
+        s = self.box.open()
+        for size in (256, 300, 4200, 8252, 65600, 131100):
+            line = b'NOOP ' + b'x' * (size - 7) + b'\r\n'
+            s.send(line + b'NOOP\r\n')
+            reply = s.reply()
+            self.assertIn(b'too long', reply.lower(), size)
+            self.assertErr(reply)
+            self.assertOk(s.reply())
+            s.quiet(0.1)
+        s.quit()
+
+    def test_line_limit_is_255_octets(self):
+        password = 'p' * 248                # "PASS " + 248 + CRLF = 255
+        self.box.add_user('long', '{PLAIN}' + password)
+        s = self.box.start()
+        s.ok('USER long')
+        reply = s.cmd('PASS ' + password + 'q')
+        self.assertErr(reply)
+        self.assertIn(b'too long', reply.lower())
+        s.ok('USER long')
+        s.ok('PASS ' + password)
+        s.ok('STAT')
+        s.quit()
+
+
+class CapaTest(Pop3Test):
+
+    def test_capa_authorization(self):
+        s = self.box.start()
+        caps = self.capa(s)
+        impl = [c for c in caps if c.startswith('IMPLEMENTATION')]
+        self.assertEqual(len(impl), 1, caps)
+        self.assertRegex(impl[0], r'^IMPLEMENTATION pop3d( |$)')
+        self.assertEqual(set(caps) - set(impl), CAPA_AUTHORIZATION)
+        self.assertEqual(len(caps), len(set(caps)), 'duplicates')
+        s.quit()
+
+    def test_capa_transaction(self):
+        s = self.box.open()
+        caps = self.capa(s)
+        self.assertNotIn('USER', caps)
+        self.assertNotIn('LAST', caps)
+        impl = [c for c in caps if c.startswith('IMPLEMENTATION')]
+        self.assertEqual(set(caps) - set(impl), CAPA_AUTHORIZATION - {'USER'})
+        s.quit()
+
+
+class AuthTest(Pop3Test):
+
+    def test_login(self):
+        s = self.box.start()
+        self.assertOk(s.cmd('USER alice'))
+        self.assertOk(s.cmd('PASS secret'))
+        s.ok('STAT')
+        s.quit()
+
+    def test_unknown_user_and_wrong_password_look_alike(self):
+        s = self.box.start()
+        self.assertOk(s.cmd('USER alice'))
+        wrong = s.cmd('PASS wrong')
+        self.assertOk(s.cmd('USER nosuchuser'))
+        unknown = s.cmd('PASS secret')
+        self.assertErr(wrong, b'-ERR [AUTH]')
+        self.assertEqual(wrong, unknown)
+        s.login()                       # two failures: still allowed
+        s.quit()
+
+    def test_pass_without_user(self):
+        s = self.box.start()
+        self.assertErr(s.cmd('PASS secret'))
+        s.ok('QUIT')
+
+    def test_three_failures_close_the_session(self):
+        s = self.box.start()
+        for _ in range(3):
+            s.ok('USER alice')
+            self.assertErr(s.cmd('PASS wrong'), b'-ERR [AUTH]')
+        self.assertEqual(s.read_eof(), b'')
+        self.assertEqual(s.wait(), 1)
+
+    def test_password_with_spaces(self):
+        self.box.add_user('bob', '{PLAIN}pass with spaces')
+        s = self.box.start()
+        s.ok('USER bob')
+        self.assertErr(s.cmd('PASS pass with'), b'-ERR [AUTH]')
+        s.ok('USER bob')
+        s.ok('PASS pass with spaces')
+        s.quit()
+
+    def test_fail_delay(self):
+        s = self.box.start(fail_delay=100)
+        s.ok('USER alice')
+        t0 = time.monotonic()
+        self.assertErr(s.cmd('PASS wrong'), b'-ERR [AUTH]')
+        self.assertGreaterEqual(time.monotonic() - t0, 0.1)
+
+    def test_unknown_user_logged_as_unknown(self):
+        # STYLE.md: never log passwords; log unknown names as UNKNOWN
+        # (a password typed into USER must not reach the log).
+        s = self.box.start()
+        s.ok('USER Hunter2isMyPassword')
+        self.assertErr(s.cmd('PASS secret'), b'-ERR [AUTH]')
+        s.ok('QUIT')
+        log = self.box.log()
+        self.assertIn(b'login failed', log)
+        self.assertNotIn(b'Hunter2isMyPassword', log)
+        self.assertIn(b'user=UNKNOWN', log)
+
+    def test_unreadable_users_file_is_sys_temp(self):
+        s = self.box.start('-u', os.path.join(self.box.base, 'missing'))
+        s.ok('USER alice')
+        reply = s.cmd('PASS secret')
+        self.assertErr(reply, b'-ERR [SYS/TEMP]')
+
+    def test_log_lines(self):
+        self.box.add_user('bob', '{PLAIN}Tr0ub4dor')
+        env = dict(os.environ, TCPREMOTEIP='127.0.0.5')
+        s = self.box.start(env=env)
+        s.ok('USER bob')
+        self.assertErr(s.cmd('PASS WrongHorse'))
+        s.login('bob', 'Tr0ub4dor')
+        s.quit()
+        log = self.box.log()
+        for word in (b'login failed', b'login ok', b'user=bob',
+                     b'rip=127.0.0.5', b'logout'):
+            self.assertIn(word, log)
+        ok = [l for l in log.splitlines() if b'login ok' in l]
+        self.assertIn(b'user=bob', ok[0])
+        self.assertIn(b'rip=127.0.0.5', ok[0])
+        self.assertNotIn(b'Tr0ub4dor', log)
+        self.assertNotIn(b'WrongHorse', log)
+
+
+class TransactionTest(Pop3Test):
+
+    def setUp(self):
+        super().setUp()
+        self.msgs = [msg(1), msg(2), msg(3)]
+        self.names = [self.box.deliver(m) for m in self.msgs]
+        self.sizes = [len(convert(m)) for m in self.msgs]
+
+    def test_stat_list_retr(self):
+        s = self.box.open()
+        self.assertEqual(s.cmd('STAT'), b'+OK 3 %d\r\n' % sum(self.sizes))
+        self.assertOk(s.cmd('LIST'))
+        self.assertEqual(s.multi(), [b'%d %d\r\n' % (i + 1, n)
+                                     for i, n in enumerate(self.sizes)])
+        self.assertEqual(s.cmd('LIST 2'), b'+OK 2 %d\r\n' % self.sizes[1])
+        self.assertEqual(self.retr(s, 2), wire(self.msgs[1]))
+        s.quit()
+
+    def test_dele_and_rset(self):
+        s = self.box.open()
+        self.assertOk(s.cmd('DELE 2'))
+        self.assertErr(s.cmd('DELE 2'))
+        for line in ('LIST 2', 'RETR 2', 'TOP 2 0', 'UIDL 2'):
+            self.assertErr(s.cmd(line))
+        self.assertEqual(s.cmd('STAT'), b'+OK 2 %d\r\n'
+                         % (self.sizes[0] + self.sizes[2]))
+        self.assertOk(s.cmd('LIST'))
+        self.assertEqual(s.multi(), [b'1 %d\r\n' % self.sizes[0],
+                                     b'3 %d\r\n' % self.sizes[2]])
+        self.assertOk(s.cmd('UIDL'))
+        self.assertEqual([l.split()[0] for l in s.multi()], [b'1', b'3'])
+        self.assertOk(s.cmd('RSET'))
+        self.assertEqual(s.cmd('STAT'), b'+OK 3 %d\r\n' % sum(self.sizes))
+        self.assertEqual(self.retr(s, 2), wire(self.msgs[1]))
+        s.ok('NOOP')
+        s.quit()
+        self.assertEqual(len(self.box.listdir('cur')), 3)
+
+    def test_uidl(self):
+        s = self.box.open()
+        self.assertEqual(self.uidls(s), self.names)
+        self.assertEqual(s.cmd('UIDL 3'),
+                         b'+OK 3 %s\r\n' % self.names[2].encode())
+        s.quit()
+
+    def test_last(self):
+        s = self.box.open()
+        self.assertEqual(s.cmd('LAST'), b'+OK 0\r\n')
+        self.retr(s, 2)
+        self.assertEqual(s.cmd('LAST'), b'+OK 2\r\n')
+        self.retr(s, 1)
+        self.assertEqual(s.cmd('LAST'), b'+OK 2\r\n')
+        s.ok('RSET')
+        self.assertEqual(s.cmd('LAST'), b'+OK 0\r\n')
+        s.quit()
+
+    def test_strict_message_numbers(self):
+        s = self.box.open()
+        for line in ('RETR 0', 'RETR -1', 'RETR +1', 'RETR 1x', 'RETR x',
+                     'RETR 99999999999999999999999', 'RETR 4294967297',
+                     'RETR', 'RETR 1 2', 'RETR 4', 'LIST 0', 'LIST 4',
+                     'LIST 1x', 'DELE 0', 'DELE 4', 'DELE 1 1', 'UIDL 0',
+                     'UIDL 4', 'TOP 1', 'TOP 1 -1', 'TOP 1 x', 'TOP 4 0',
+                     'TOP 0 1', 'TOP 1 1x', 'TOP 1 0 0',
+                     'RETR ' + '0' * 40 + '1', 'RETR 1\t', 'RETR \t1'):
+            self.assertErr(s.cmd(line))
+            self.assertOk(s.cmd('NOOP'))
+        self.assertEqual(s.cmd('STAT'), b'+OK 3 %d\r\n' % sum(self.sizes))
+        s.quit()
+        self.assertEqual(len(self.box.listdir('cur')), 3)
+
+
+class ContentTest(Pop3Test):
+
+    def test_sizes_and_conversion(self):
+        for _, data in SAMPLES:
+            self.box.deliver(data)
+        s = self.box.open()
+        total = 0
+        for i, (label, data) in enumerate(SAMPLES, 1):
+            with self.subTest(label):
+                size = self.list_size(s, i)
+                self.assertEqual(size, len(convert(data)))
+                self.assertOk(s.cmd('RETR %d' % i))
+                lines = s.multi()
+                self.assertEqual(len(unstuff(lines)), size)
+                self.assertEqual(unstuff(lines), convert(data))
+                self.assertEqual(b''.join(lines) + b'.\r\n', wire(data))
+                total += size
+        self.assertEqual(s.cmd('STAT'),
+                         b'+OK %d %d\r\n' % (len(SAMPLES), total))
+        s.quit()
+
+    def test_bare_cr_passes_through(self):
+        data = b'Subject: cr\n\nbefore\rafter\n\r\r\n'
+        self.box.deliver(data)
+        s = self.box.open()
+        self.assertEqual(self.list_size(s, 1), len(convert(data)))
+        self.assertEqual(self.retr(s, 1), wire(data))
+        s.quit()
+
+    def test_read_buffer_boundaries(self):
+        # Put CR/LF pairs, dots and the header end across the offsets at
+        # which a reader with a power-of-two buffer splits the file.
+        head = b'Subject: boundary\n\n'
+        filler = (b'a' * 99 + b'\n') * 3000
+        cases = []
+        for k in (4096, 65536, 131072, 262144):
+            for before, after in ((b'\r', b'\n.after crlf\n'),
+                                  (b'\n', b'.dot at offset\n'),
+                                  (b'\r', b'x bare cr\n'),
+                                  (b'', b'\n.z\n')):
+                pad = filler[:k - len(head) - len(before)]
+                data = head + pad + before + after + b'end\n'
+                self.assertEqual(data[k - len(before):k], before)
+                cases.append(data)
+            cases.append(b'Subject: ' + b's' * (k - 11) + b'\n\r\nb1\nb2\n')
+        for data in cases:
+            self.box.deliver(data)
+        s = self.box.open()
+        for i, data in enumerate(cases, 1):
+            with self.subTest(message=i):
+                self.assertEqual(self.list_size(s, i), len(convert(data)))
+                self.assertEqual(self.retr(s, i), wire(data))
+                for n in (0, 1):
+                    self.assertOk(s.cmd('TOP %d %d' % (i, n)))
+                    self.assertEqual(b''.join(s.multi()) + b'.\r\n',
+                                     top(data, n))
+        s.quit()
+
+    def test_top(self):
+        for _, data in SAMPLES:
+            self.box.deliver(data)
+        body = b'From: t@example.org\nSubject: top\n\nb1\n.b2\nb3\n'
+        self.box.deliver(body)
+        s = self.box.open()
+        n = len(SAMPLES) + 1
+        for lines in (0, 1, 2, 3, 4, 100):
+            with self.subTest(lines=lines):
+                self.assertOk(s.cmd('TOP %d %d' % (n, lines)))
+                self.assertEqual(b''.join(s.multi()) + b'.\r\n',
+                                 top(body, lines))
+        self.assertOk(s.cmd('TOP %d 2' % n))
+        self.assertEqual(s.multi(), [b'From: t@example.org\r\n',
+                                     b'Subject: top\r\n', b'\r\n',
+                                     b'b1\r\n', b'..b2\r\n'])
+        for i, (label, data) in enumerate(SAMPLES, 1):
+            with self.subTest(label):
+                self.assertOk(s.cmd('TOP %d 1000' % i))
+                self.assertEqual(b''.join(s.multi()) + b'.\r\n', wire(data))
+                self.assertOk(s.cmd('TOP %d 0' % i))
+                self.assertEqual(b''.join(s.multi()) + b'.\r\n', top(data, 0))
+        s.quit()
+
+    def test_64_mib_message(self):
+        line = b'%06d the quick brown fox jumps over the lazy dog 0123456789\n'
+        rows = []
+        for i in range(16000):
+            rows.append(b'.' + line % i if i % 97 == 0 else line % i)
+        block = b''.join(rows)
+        blocks = (64 << 20) // len(block) + 1
+        head = b'From: big@example.org\nSubject: big\n\n'
+        self.box.make_maildir()
+        name = '1700000001.M1P1.big'
+        with open(os.path.join(self.box.maildir, 'new', name), 'wb') as f:
+            f.write(head)
+            for _ in range(blocks):
+                f.write(block)
+        size = len(convert(head)) + blocks * len(convert(block))
+        self.assertGreater(size, 64 << 20)
+        expect = hashlib.sha256(stuff(convert(head)))
+        cblock = stuff(convert(block))
+        for _ in range(blocks):
+            expect.update(cblock)
+        expect.update(b'.\r\n')
+        wire_len = len(stuff(convert(head))) + blocks * len(cblock) + 3
+
+        s = self.box.open()
+        self.assertEqual(s.cmd('STAT'), b'+OK 1 %d\r\n' % size)
+        self.assertEqual(self.list_size(s, 1), size)
+        self.assertOk(s.cmd('RETR 1'))
+        got = hashlib.sha256()
+        left = wire_len
+        deadline = time.monotonic() + 60
+        while left:
+            if not s.buf and not s._fill(deadline):
+                self.fail('EOF with %d octets to go' % left)
+            chunk = bytes(s.buf[:left])
+            del s.buf[:len(chunk)]
+            got.update(chunk)
+            left -= len(chunk)
+        self.assertEqual(got.hexdigest(), expect.hexdigest())
+        self.assertOk(s.cmd('TOP 1 0'))
+        self.assertEqual(b''.join(s.multi()), stuff(convert(head)))
+        hwm = proc_status(s.pid)['VmHWM'].split()
+        self.assertEqual(hwm[1], 'kB')
+        self.assertLess(int(hwm[0]), 16 * 1024, 'peak RSS of pop3d')
+        s.quit()
+
+
+class MaildirTest(Pop3Test):
+
+    def test_new_moves_to_cur_at_login(self):
+        a = self.box.deliver(msg(1))
+        b = self.box.deliver(msg(2), sub='cur', name='1700000009.M9P9.t:2,S')
+        s = self.box.open()
+        self.assertEqual(self.box.listdir('new'), [])
+        self.assertEqual(self.box.listdir('cur'), sorted([a + ':2,', b]))
+        self.assertEqual(self.uidls(s), [a, '1700000009.M9P9.t'])
+        s.quit()
+        self.assertEqual(self.box.listdir('cur'), sorted([a + ':2,', b]))
+
+    def test_numbering_by_delivery_time_then_name(self):
+        names = ['1700000010.a.host', '999999999.b.host',
+                 '1700000010.A.host', '1700000002.x.host']
+        self.box.deliver(msg(1), names[0], 'cur')
+        self.box.deliver(msg(2), names[1], 'new')
+        self.box.deliver(msg(3), names[2] + ':2,S', 'cur')
+        self.box.deliver(msg(4), names[3], 'new')
+        s = self.box.open()
+        self.assertEqual(self.uidls(s), [names[1], names[3], names[2],
+                                         names[0]])
+        self.assertEqual(self.retr(s, 1), wire(msg(2)))
+        self.assertEqual(self.retr(s, 4), wire(msg(1)))
+        s.quit()
+
+    def test_uidl_is_name_before_colon_or_comma(self):
+        m1, m2 = msg(1), msg(2)
+        n1 = '1700000001.M1P1.host,S=%d,W=%d:2,S' % (len(m1),
+                                                    len(convert(m1)))
+        n2 = '1700000002.M2P2.host,S=%d' % len(m2)
+        self.box.deliver(m1, n1, 'cur')
+        self.box.deliver(m2, n2, 'new')
+        for _ in range(2):
+            s = self.box.open()
+            self.assertEqual(self.uidls(s), ['1700000001.M1P1.host',
+                                             '1700000002.M2P2.host'])
+            self.assertEqual(s.cmd('UIDL 1'),
+                             b'+OK 1 1700000001.M1P1.host\r\n')
+            self.assertEqual(self.list_size(s, 1), len(convert(m1)))
+            self.assertEqual(self.list_size(s, 2), len(convert(m2)))
+            self.assertEqual(self.retr(s, 1), wire(m1))
+            s.quit()
+
+    def test_w_size_field(self):
+        """,W= is the CRLF size as Dovecot writes it: it leaves out the CRLF
+        sent after a last line without newline, so LIST must add it."""
+        bodies = [b'Subject: w\n\nabc\n', b'Subject: w\n\nabc',
+                  b'Subject: w\r\n\r\nabc']
+        for i, m in enumerate(bodies, 1):
+            w = len(m) + m.count(b'\n') - m.count(b'\r\n')
+            self.box.deliver(m, '17000000%02d.M%dP1.host,S=%d,W=%d:2,'
+                             % (i, i, len(m), w), 'cur')
+        s = self.box.open()
+        for i, m in enumerate(bodies, 1):
+            self.assertEqual(self.list_size(s, i), len(convert(m)))
+            self.assertEqual(self.retr(s, i), wire(m))
+        s.quit()
+
+    def test_fallback_uidl_for_unusable_names(self):
+        names = [b'1700000001.M1P1.ok', b'1700000002.M1P1.ho st',
+                 b'1700000003.M\xe9P1.host', b'1700000004.' + b'x' * 80,
+                 b'1700000005.M1P1.ta\tb', b'1700000006.' + b'y' * 59]
+        for i, name in enumerate(names):
+            self.box.deliver(msg(i), name, 'new')
+        seen = []
+        for _ in range(2):
+            s = self.box.open()
+            ids = self.uidls(s)
+            for i, uid in enumerate(ids, 1):
+                self.assertTrue(1 <= len(uid) <= 70, uid)
+                self.assertTrue(all(0x21 <= ord(c) <= 0x7e for c in uid), uid)
+                self.assertEqual(s.cmd('UIDL %d' % i),
+                                 b'+OK %d %s\r\n' % (i, uid.encode()))
+            self.assertEqual(len(set(ids)), len(ids), ids)
+            self.assertEqual(ids[0], '1700000001.M1P1.ok')
+            self.assertEqual(ids[5], names[5].decode())
+            seen.append(ids)
+            s.quit()
+        self.assertEqual(seen[0], seen[1])
+
+    def test_only_regular_files_in_cur_and_new_count(self):
+        name = self.box.deliver(msg(1))
+        self.box.deliver(msg(2), '.1700000002.M2P2.hidden', 'new')
+        self.box.deliver(msg(3), '1700000003.M3P3.tmp', 'tmp')
+        os.mkdir(os.path.join(self.box.maildir, 'cur', '1700000004.M4P4.d'))
+        os.symlink(os.path.join(self.box.maildir, 'new', name),
+                   os.path.join(self.box.maildir, 'cur', '1700000005.M5.l'))
+        s = self.box.open()
+        self.assertEqual(self.uidls(s), [name])
+        s.quit()
+
+    def test_many_messages(self):
+        names = [self.box.deliver(msg(i)) for i in range(2000)]
+        s = self.box.open()
+        total = sum(len(convert(msg(i))) for i in range(2000))
+        self.assertEqual(s.cmd('STAT'), b'+OK 2000 %d\r\n' % total)
+        self.assertEqual(self.uidls(s), names)
+        self.assertOk(s.cmd('LIST'))
+        self.assertEqual(s.multi(), [b'%d %d\r\n' % (i + 1,
+                                                    len(convert(msg(i))))
+                                     for i in range(2000)])
+        self.assertEqual(self.retr(s, 1234), wire(msg(1233)))
+        for i in range(1, 2001, 2):
+            s.ok('DELE %d' % i)
+        s.quit()
+        s = self.box.open()
+        self.assertEqual(self.uidls(s), names[1::2])
+        s.quit()
+
+    def test_missing_maildir_is_created(self):
+        s = self.box.open()
+        self.assertEqual(s.cmd('STAT'), b'+OK 0 0\r\n')
+        self.assertOk(s.cmd('LIST'))
+        self.assertEqual(s.multi(), [])
+        s.quit()
+        for sub in ('', 'cur', 'new', 'tmp'):
+            st = os.lstat(os.path.join(self.box.maildir, sub))
+            self.assertTrue(stat.S_ISDIR(st.st_mode), sub)
+            self.assertEqual(st.st_uid, self.box.uid, sub)
+            self.assertEqual(stat.S_IMODE(st.st_mode) & 0o077, 0, sub)
+
+    def test_file_in_the_way(self):
+        with open(self.box.maildir, 'w') as f:
+            f.write('not a directory\n')
+        s = self.box.start()
+        s.ok('USER alice')
+        self.assertErr(s.cmd('PASS secret'), b'-ERR [SYS/')
+        s.kill()
+        s = self.box.start('-m', 'maildir:%h/Maildir/sub/Maildir')
+        s.ok('USER alice')
+        self.assertErr(s.cmd('PASS secret'), b'-ERR [SYS/')
+
+    def test_mail_spec_with_user_name(self):
+        os.mkdir(os.path.join(self.box.home, 'alice'))
+        self.box.maildir = os.path.join(self.box.home, 'alice', 'md')
+        self.box.deliver(msg(1))
+        s = self.box.start('-m', 'maildir:~/%u/md')
+        s.login()
+        self.assertEqual(s.cmd('STAT'), b'+OK 1 %d\r\n' % len(convert(msg(1))))
+        s.quit()
+
+
+class UpdateTest(Pop3Test):
+
+    def setUp(self):
+        super().setUp()
+        self.names = [self.box.deliver(msg(i)) for i in (1, 2, 3)]
+
+    def test_dele_quit_removes(self):
+        s = self.box.open()
+        s.ok('DELE 1')
+        s.ok('DELE 3')
+        s.quit()
+        self.assertEqual(self.box.listdir('cur'), [self.names[1] + ':2,'])
+        self.assertEqual(self.box.listdir('new'), [])
+        s = self.box.open()
+        self.assertEqual(self.uidls(s), [self.names[1]])
+        s.quit()
+
+    def test_dele_eof_removes_nothing(self):
+        s = self.box.open()
+        s.ok('DELE 1')
+        s.ok('DELE 2')
+        s.close_input()
+        self.assertEqual(s.read_eof(), b'')
+        self.assertEqual(s.wait(), 1)
+        self.assertEqual(len(self.box.listdir('cur')), 3)
+        s = self.box.open()
+        self.assertEqual(self.uidls(s), self.names)
+        s.quit()
+
+    def test_dele_rset_quit_removes_nothing(self):
+        s = self.box.open()
+        s.ok('DELE 1')
+        s.ok('DELE 2')
+        s.ok('RSET')
+        s.quit()
+        self.assertEqual(len(self.box.listdir('cur')), 3)
+
+    def test_failed_removal_is_reported(self):
+        s = self.box.open()
+        s.ok('DELE 2')
+        cur = os.path.join(self.box.maildir, 'cur')
+        os.chmod(cur, 0o555)
+        self.addCleanup(os.chmod, cur, 0o700)
+        self.assertErr(s.cmd('QUIT'), b'-ERR [SYS/')
+        self.assertEqual(s.read_eof(), b'')
+        self.assertEqual(s.wait(), 75)
+        self.assertEqual(len(self.box.listdir('cur')), 3)
+
+    def test_retrieved_messages_get_seen_flag(self):
+        flagged = self.box.deliver(msg(4), sub='cur',
+                                   name='1700000099.M9P9.t:2,F')
+        s = self.box.open()
+        self.retr(s, 1)
+        self.retr(s, 3)
+        self.retr(s, 4)
+        s.ok('DELE 3')
+        s.quit()
+        cur = self.box.listdir('cur')
+        self.assertEqual(len(cur), 3, cur)
+        flags = {}
+        for name in cur:
+            base, sep, info = name.partition(':2,')
+            self.assertEqual(sep, ':2,', name)
+            flags[base] = info
+        self.assertIn('S', flags[self.names[0]])
+        self.assertNotIn('S', flags[self.names[1]])
+        self.assertEqual(flags['1700000099.M9P9.t'], 'FS')
+        s = self.box.open()
+        self.assertEqual(self.uidls(s), [self.names[0], self.names[1],
+                                         '1700000099.M9P9.t'])
+        s.quit()
+
+
+class SessionLimitsTest(Pop3Test):
+
+    def test_mailbox_in_use(self):
+        self.box.deliver(msg(1))
+        a = self.box.open()
+        b = self.box.start()
+        b.ok('USER alice')
+        self.assertErr(b.cmd('PASS secret'), b'-ERR [IN-USE]')
+        self.assertEqual(b.read_eof(), b'')
+        self.assertEqual(b.wait(), 1)
+        a.ok('STAT')
+        a.quit()
+        c = self.box.open()
+        self.assertEqual(c.cmd('STAT'), b'+OK 1 %d\r\n' % len(convert(msg(1))))
+        c.quit()
+
+    def test_lock_released_when_session_killed(self):
+        self.box.deliver(msg(1))
+        a = self.box.open()
+        a.ok('DELE 1')
+        a.kill()
+        b = self.box.open()
+        self.assertEqual(b.cmd('STAT'), b'+OK 1 %d\r\n' % len(convert(msg(1))))
+        b.quit()
+
+    def test_idle_timeout(self):
+        self.box.deliver(msg(1))
+        s = self.box.open('alice', 'secret', '-t', '1')
+        s.ok('DELE 1')
+        t0 = time.monotonic()
+        rest = s.read_eof(timeout=6)
+        self.assertLess(time.monotonic() - t0, 6)
+        lines = rest.splitlines(keepends=True)
+        self.assertLessEqual(len(lines), 1, rest)
+        for line in lines:
+            check_status(line)
+            self.assertTrue(line.startswith(b'-ERR'), line)
+        self.assertEqual(s.wait(), 1)
+        self.assertEqual(len(self.box.listdir('cur')), 1)
+
+    def test_idle_timeout_when_client_stops_reading(self):
+        self.box.deliver(msg(1))
+        self.box.deliver(b'Subject: big\n\n' + (b'y' * 70 + b'\n') * 40000)
+        s = self.box.open('alice', 'secret', '-t', '2')
+        s.ok('DELE 1')
+        s.send(b'RETR 2\r\n')           # and read none of it
+        deadline = time.monotonic() + 8
+        while s.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertIsNotNone(s.proc.poll(), 'pop3d still blocked writing 8 s '
+                             'after a RETR the client does not read (-t 2)')
+        self.assertEqual(s.proc.returncode, 1)
+        self.assertEqual(len(self.box.listdir('cur')), 2)
+
+    def test_idle_timeout_before_login(self):
+        s = self.box.start('-t', '1')
+        for line in s.read_eof(timeout=6).splitlines(keepends=True):
+            self.assertTrue(check_status(line).startswith(b'-ERR'), line)
+        self.assertEqual(s.wait(), 1)
+
+    def test_activity_resets_timeout(self):
+        s = self.box.open('alice', 'secret', '-t', '2')
+        for _ in range(4):
+            time.sleep(1)
+            s.ok('NOOP')
+        s.quit()
+
+    def test_pipelining(self):
+        data = msg(1)
+        name = self.box.deliver(data)
+        s = self.box.open()
+        cycle = ['LIST 1', 'UIDL 1', 'NOOP', 'TOP 1 0']
+        cmds = [cycle[i % 4] for i in range(5000)]
+        t0 = time.monotonic()
+        s.send(b''.join(c.encode() + b'\r\n' for c in cmds) + b'QUIT\r\n')
+        list1 = b'+OK 1 %d\r\n' % len(convert(data))
+        uidl1 = b'+OK 1 %s\r\n' % name.encode()
+        top0 = top(data, 0)
+        for i, c in enumerate(cmds):
+            reply = s.reply()
+            if c == 'LIST 1':
+                self.assertEqual(reply, list1, i)
+            elif c == 'UIDL 1':
+                self.assertEqual(reply, uidl1, i)
+            else:
+                self.assertOk(reply)
+                if c == 'TOP 1 0':
+                    self.assertEqual(b''.join(s.multi()) + b'.\r\n', top0, i)
+        self.assertOk(s.reply())
+        self.assertEqual(s.read_eof(), b'')
+        self.assertEqual(s.wait(), 0)
+        self.assertLess(time.monotonic() - t0, 5)
+
+
+@unittest.skipUnless(IS_ROOT, 'needs root')
+class PrivilegeTest(Pop3Test):
+
+    def test_session_runs_as_mail_user(self):
+        s = self.box.start()
+        s.login()
+        status = proc_status(s.pid)
+        self.assertEqual(status['Uid'].split(), [str(self.box.uid)] * 4)
+        self.assertEqual(status['Gid'].split(), [str(self.box.gid)] * 4)
+        self.assertLessEqual(set(status['Groups'].split()),
+                             {str(self.box.gid)})
+        s.quit()
+
+    def test_uid_0_refused(self):
+        self.box.add_user('toor', '{PLAIN}secret', uid=0, gid=0)
+        s = self.box.start()
+        s.ok('USER toor')
+        self.assertErr(s.cmd('PASS secret'), b'-ERR [SYS/PERM]')
+        self.assertFalse(os.path.exists(self.box.maildir))
+
+
+class ClientTest(Pop3Test):
+
+    def setUp(self):
+        super().setUp()
+        self.msgs = [SAMPLES[0][1], SAMPLES[5][1], SAMPLES[3][1]]
+        self.names = [self.box.deliver(m) for m in self.msgs]
+        self.listener = Listener(self.box)
+        self.addCleanup(lambda: self.listener.stop())
+
+    def pop(self):
+        return poplib.POP3('127.0.0.1', self.listener.port, timeout=10)
+
+    def curl(self, *args):
+        r = subprocess.run(['curl', '-s', '--max-time', '10', '-u',
+                            'alice:secret'] + list(args), capture_output=True,
+                           timeout=20)
+        self.assertEqual(r.returncode, 0, (args, r.stderr))
+        return r.stdout
+
+    def url(self, path=''):
+        return 'pop3://127.0.0.1:%d/%s' % (self.listener.port, path)
+
+    def test_poplib(self):
+        p = self.pop()
+        self.addCleanup(p.close)
+        p.user('alice')
+        p.pass_('secret')
+        sizes = [len(convert(m)) for m in self.msgs]
+        self.assertEqual(p.stat(), (3, sum(sizes)))
+        _, lines, _ = p.list()
+        self.assertEqual(lines, [b'%d %d' % (i + 1, n)
+                                 for i, n in enumerate(sizes)])
+        for i, m in enumerate(self.msgs, 1):
+            _, lines, _ = p.retr(i)
+            self.assertEqual(b''.join(l + b'\r\n' for l in lines), convert(m))
+        _, lines, _ = p.uidl()
+        self.assertEqual(lines, [b'%d %s' % (i, n.encode())
+                                 for i, n in enumerate(self.names, 1)])
+        p.dele(2)
+        p.quit()
+        p = self.pop()
+        p.user('alice')
+        p.pass_('secret')
+        self.assertEqual(p.stat(), (2, sizes[0] + sizes[2]))
+        _, lines, _ = p.uidl()
+        self.assertEqual(lines, [b'1 ' + self.names[0].encode(),
+                                 b'2 ' + self.names[2].encode()])
+        p.quit()
+        if self.listener.launcher == 'tcpserver':
+            self.assertIn(b'rip=127.0.0.1', self.box.log())
+
+    def test_socket_on_stdin(self):
+        # No launcher variables: the address comes from the socket itself.
+        if not shutil.which('systemd-socket-activate'):
+            self.skipTest('systemd-socket-activate is not installed')
+        self.listener.stop()
+        self.listener = Listener(self.box, launcher='systemd-socket-activate')
+        p = self.pop()
+        p.user('alice')
+        p.pass_('secret')
+        self.assertEqual(p.stat()[0], 3)
+        _, lines, _ = p.retr(2)
+        self.assertEqual(b''.join(l + b'\r\n' for l in lines),
+                         convert(self.msgs[1]))
+        p.quit()
+        self.assertRegex(self.box.log(), rb'login ok: .*rip=127\.0\.0\.1')
+
+    def test_curl(self):
+        for i, m in enumerate(self.msgs, 1):
+            self.assertEqual(self.curl(self.url(str(i))), convert(m))
+        sizes = [len(convert(m)) for m in self.msgs]
+        self.assertEqual(self.curl(self.url()),
+                         b''.join(b'%d %d\r\n' % (i, n)
+                                  for i, n in enumerate(sizes, 1)))
+        self.curl('-X', 'DELE', '-I', self.url('1'))
+        self.assertEqual(self.curl(self.url()),
+                         b'1 %d\r\n2 %d\r\n' % (sizes[1], sizes[2]))
+        self.assertEqual(self.curl(self.url('1')), convert(self.msgs[1]))
+
+
+class Result(unittest.TextTestResult):
+    """Counts tests, not subtests: a test fails if any part of it failed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bad = set()
+
+    def _mark(self, test):
+        self.bad.add(getattr(test, 'test_case', test).id())
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._mark(test)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._mark(test)
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._mark(subtest)
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        self._mark(test)
+
+
+def main():
+    global POP3D
+    ap = argparse.ArgumentParser(description='pop3d end-to-end tests')
+    ap.add_argument('--pop3d', default=POP3D, help='pop3d binary')
+    ap.add_argument('-v', '--verbose', action='store_true')
+    ap.add_argument('-k', dest='patterns', action='append',
+                    help='run only tests whose name contains PATTERN')
+    opts = ap.parse_args()
+    POP3D = os.path.abspath(opts.pop3d)
+    if not os.access(POP3D, os.X_OK):
+        print('e2e: no executable pop3d at %s' % POP3D, file=sys.stderr)
+        print('e2e: 0 passed, 1 failed')
+        return 1
+    loader = unittest.TestLoader()
+    if opts.patterns:
+        loader.testNamePatterns = ['*%s*' % p for p in opts.patterns]
+    os.environ['POP3D_BINARY'] = POP3D
+    suite = loader.loadTestsFromModule(sys.modules[__name__])
+    suite.addTests(loader.loadTestsFromModule(launchers))
+    runner = unittest.TextTestRunner(verbosity=2 if opts.verbose else 1,
+                                     resultclass=Result, stream=sys.stderr)
+    result = runner.run(suite)
+    failed = len(result.bad)
+    skipped = len(result.skipped)
+    passed = result.testsRun - failed - skipped
+    line = 'e2e: %d passed, %d failed' % (passed, failed)
+    if skipped:
+        line += ', %d skipped' % skipped
+    sys.stdout.flush()
+    print(line)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""pop3d under the launchers it ships configuration for, on loopback ports.
+
+The xinetd test runs the shipped xinetd.d/pop3 with only the port, the
+paths and "disable" changed, so a broken shipped file fails it.  These
+tests are loaded by e2e.py.
+"""
+
+import os
+import poplib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import unittest
+
+import pop3test
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def wait_port(port, proc, seconds=5.0):
+    """Wait until something accepts on 127.0.0.1:port; the probe's own
+    session is given time to end so that the mailbox lock is free."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection(('127.0.0.1', port), 1) as s:
+                s.settimeout(2)
+                s.recv(512)
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError('nothing listens on port %d' % port)
+            time.sleep(0.05)
+    time.sleep(0.2)
+
+
+def log_wrapper(box):
+    """A script that runs pop3d with box's options and its stderr in the
+    box's log: under inetd-style launchers fd 2 is the client's socket."""
+    script = os.path.join(box.base, 'pop3d-logged')
+    with open(script, 'w') as f:
+        f.write('#!/bin/sh\nexec "$@" 2>>%s\n' % box.log_path)
+    os.chmod(script, 0o755)
+    return [script] + box.argv()
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class LauncherTest(unittest.TestCase):
+    """Fetch and delete through a launcher, then check with a second login."""
+
+    def setUp(self):
+        self.box = pop3test.Box(pop3test_binary())
+        self.messages = [b'Subject: one\n\nfirst\n.dot line\n',
+                         b'Subject: two\r\n\r\nsecond\r\n']
+        for m in self.messages:
+            self.box.deliver(m)
+        self.addCleanup(self.box.cleanup)
+
+    def fetch_and_delete(self, port):
+        p = poplib.POP3('127.0.0.1', port, timeout=10)
+        self.addCleanup(p.close)
+        p.user('alice')
+        p.pass_('secret')
+        self.assertEqual(p.stat()[0], 2)
+        for i, m in enumerate(self.messages, 1):
+            lines = p.retr(i)[1]
+            self.assertEqual(b''.join(l + b'\r\n' for l in lines),
+                             pop3test.convert(m))
+        p.dele(1)
+        p.quit()
+        p = poplib.POP3('127.0.0.1', port, timeout=10)
+        self.addCleanup(p.close)
+        p.user('alice')
+        p.pass_('secret')
+        self.assertEqual(p.stat()[0], 1)
+        self.assertEqual(b''.join(l + b'\r\n' for l in p.retr(1)[1]),
+                         pop3test.convert(self.messages[1]))
+        p.quit()
+
+    def log_has_rip(self):
+        self.assertRegex(self.box.log(),
+                         rb'login ok: user=alice rip=127\.0\.0\.1')
+
+    @unittest.skipUnless(shutil.which('xinetd'), 'xinetd is not installed')
+    @unittest.skipUnless(os.geteuid() == 0, 'xinetd runs pop3d as root')
+    def test_xinetd_shipped_file(self):
+        port = pop3test.free_port()
+        with open(os.path.join(TOP, 'xinetd.d', 'pop3')) as f:
+            shipped = f.read()
+        argv = log_wrapper(self.box)
+        args = ' '.join(argv[1:])
+        service, n = re.subn(r'(?m)^service pop3$',
+                             'service pop3test', shipped)
+        self.assertEqual(n, 1)
+        for key, value in (('disable', 'no'), ('server', argv[0]),
+                           ('server_args', args)):
+            service, n = re.subn(r'(?m)^(\t%s\t+= ).*$' % key,
+                                 lambda m: m.group(1) + value, service)
+            self.assertEqual(n, 1, key)
+        # A service not in /etc/services needs its port and a type.
+        service = service.replace(
+            '{\n', '{\n\ttype\t\t= UNLISTED\n\tport\t\t= %d\n'
+            '\tbind\t\t= 127.0.0.1\n' % port, 1)
+        conf_dir = os.path.join(self.box.base, 'xinetd.d')
+        os.mkdir(conf_dir)
+        with open(os.path.join(conf_dir, 'pop3test'), 'w') as f:
+            f.write(service)
+        conf = os.path.join(self.box.base, 'xinetd.conf')
+        with open(conf, 'w') as f:
+            f.write('defaults\n{\n}\nincludedir %s\n' % conf_dir)
+        self.box._own()
+        proc = subprocess.Popen(
+            ['xinetd', '-dontfork', '-f', conf, '-pidfile',
+             os.path.join(self.box.base, 'xinetd.pid')],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=self.box.log_file)
+        self.addCleanup(stop, proc)
+        wait_port(port, proc)
+        self.fetch_and_delete(port)
+        self.log_has_rip()
+
+    @unittest.skipUnless(shutil.which('systemd-socket-activate'),
+                         'systemd-socket-activate is not installed')
+    def test_systemd_socket_activate(self):
+        port = pop3test.free_port()
+        self.box._own()
+        proc = subprocess.Popen(
+            ['systemd-socket-activate', '--inetd', '-a', '-l',
+             '127.0.0.1:%d' % port] + log_wrapper(self.box),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=self.box.log_file)
+        self.addCleanup(stop, proc)
+        wait_port(port, proc)
+        self.fetch_and_delete(port)
+        # No launcher variable: the address comes from the socket.
+        self.log_has_rip()
+
+
+def pop3test_binary():
+    """The binary under test, as e2e.py resolved it."""
+    return os.environ.get('POP3D_BINARY',
+                          os.path.join(TOP, 'pop3d'))
