@@ -1,5 +1,7 @@
 """pop3d under the launchers it ships configuration for, on loopback ports.
 
+(tcpserver, socat and systemd-socket-activate are in e2e.py's ClientTest.)
+
 The xinetd test runs the shipped xinetd.d/pop3 with only the port, the
 paths and "disable" changed, so a broken shipped file fails it.  These
 tests are loaded by e2e.py.
@@ -89,7 +91,16 @@ class LauncherTest(unittest.TestCase):
                          pop3test.convert(self.messages[1]))
         p.quit()
 
-    def log_has_rip(self):
+    def serve(self, port, argv):
+        """Run a launcher listening on port, then fetch and delete through
+        it; the log must show the client's address."""
+        self.box._own()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL,
+                                stderr=self.box.log_file)
+        self.addCleanup(stop, proc)
+        wait_port(port, proc)
+        self.fetch_and_delete(port)
         self.assertRegex(self.box.log(),
                          rb'login ok: user=alice rip=127\.0\.0\.1')
 
@@ -120,32 +131,8 @@ class LauncherTest(unittest.TestCase):
         conf = os.path.join(self.box.base, 'xinetd.conf')
         with open(conf, 'w') as f:
             f.write('defaults\n{\n}\nincludedir %s\n' % conf_dir)
-        self.box._own()
-        proc = subprocess.Popen(
-            ['xinetd', '-dontfork', '-f', conf, '-pidfile',
-             os.path.join(self.box.base, 'xinetd.pid')],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=self.box.log_file)
-        self.addCleanup(stop, proc)
-        wait_port(port, proc)
-        self.fetch_and_delete(port)
-        self.log_has_rip()
-
-    @unittest.skipUnless(shutil.which('systemd-socket-activate'),
-                         'systemd-socket-activate is not installed')
-    def test_systemd_socket_activate(self):
-        port = pop3test.free_port()
-        self.box._own()
-        proc = subprocess.Popen(
-            ['systemd-socket-activate', '--inetd', '-a', '-l',
-             '127.0.0.1:%d' % port] + log_wrapper(self.box),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=self.box.log_file)
-        self.addCleanup(stop, proc)
-        wait_port(port, proc)
-        self.fetch_and_delete(port)
-        # No launcher variable: the address comes from the socket.
-        self.log_has_rip()
+        self.serve(port, ['xinetd', '-dontfork', '-f', conf, '-pidfile',
+                          os.path.join(self.box.base, 'xinetd.pid')])
 
 
 def pop3test_binary():
