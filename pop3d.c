@@ -26,7 +26,9 @@
 enum {
 	OPT_HASH_PASSWORD = 256,
 	OPT_LOG,
-	OPT_FAIL_DELAY
+	OPT_FAIL_DELAY,
+	OPT_TLS,
+	OPT_ALLOW_PLAINTEXT
 };
 
 static const struct option long_options[] = {
@@ -35,6 +37,8 @@ static const struct option long_options[] = {
 	{ "timeout", required_argument, NULL, 't' },
 	{ "log", required_argument, NULL, OPT_LOG },
 	{ "fail-delay", required_argument, NULL, OPT_FAIL_DELAY },
+	{ "tls", no_argument, NULL, OPT_TLS },
+	{ "allow-plaintext", no_argument, NULL, OPT_ALLOW_PLAINTEXT },
 	{ "hash-password", no_argument, NULL, OPT_HASH_PASSWORD },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
@@ -44,7 +48,8 @@ static const struct option long_options[] = {
 static void	usage(FILE *);
 static int	parse_uint(const char *, unsigned long, unsigned int *);
 static int	hash_password(void);
-static const char *remote_address(char *, size_t);
+static int	is_loopback(const char *);
+static const char *remote_address(char *, size_t, int *);
 
 static void
 usage(FILE *fp)
@@ -56,6 +61,8 @@ usage(FILE *fp)
 	    "  -t, --timeout SECS    idle timeout, default %d\n"
 	    "      --fail-delay MS   delay after a failed login, default %d\n"
 	    "      --log syslog|stderr   where log lines go, default syslog\n"
+	    "      --tls             the connection is encrypted (stunnel...)\n"
+	    "      --allow-plaintext allow USER/PASS without TLS off loopback\n"
 	    "      --hash-password   read a password, print a hash for FILE\n"
 	    "  -V, --version         print the version\n"
 	    "  -h, --help            print this help\n",
@@ -119,39 +126,71 @@ hash_password(void)
 	return fflush(stdout) == 0 ? 0 : EXIT_TEMPFAIL;
 }
 
+/* Whether a textual address is on the loopback: 127/8, ::1, ::ffff:127/104. */
+static int
+is_loopback(const char *addr)
+{
+	unsigned char a[16];
+	static const unsigned char v4mapped[12] =
+	    { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	size_t i;
+
+	if (inet_pton(AF_INET, addr, a) == 1)
+		return a[0] == 127;
+	if (inet_pton(AF_INET6, addr, a) != 1)
+		return 0;
+	if (memcmp(a, v4mapped, sizeof(v4mapped)) == 0)
+		return a[12] == 127;
+	for (i = 0; i < 15; i++)
+		if (a[i] != 0)
+			return 0;
+	return a[15] == 1;
+}
+
 /*
  * The client's address: from the launcher (tcpserver and s6 set
  * TCPREMOTEIP, xinetd and stunnel REMOTE_HOST), else from the socket on
- * fd 0, else "local" (a terminal or a pipe).
+ * fd 0, else "local" (a terminal or a pipe).  *near is set when the
+ * client is on this machine: local or on the loopback.
  */
 static const char *
-remote_address(char *buf, size_t len)
+remote_address(char *buf, size_t len, int *near)
 {
 	static const char *const vars[] = { "TCPREMOTEIP", "REMOTE_HOST" };
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
+	const void *addr = NULL;
 	const char *v;
 	size_t i;
 
+	*near = 0;
 	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
 		v = getenv(vars[i]);
 		if (v != NULL && *v != '\0' && strlen(v) < len &&
 		    strspn(v, "0123456789abcdefABCDEF.:") == strlen(v)) {
 			(void)snprintf(buf, len, "%s", v);
+			*near = is_loopback(buf);
 			return buf;
 		}
 	}
 	if (getpeername(0, (struct sockaddr *)&ss, &sslen) == 0) {
-		if (ss.ss_family == AF_INET && inet_ntop(AF_INET,
-		    &((struct sockaddr_in *)&ss)->sin_addr, buf,
-		    (socklen_t)len) != NULL)
-			return buf;
-		if (ss.ss_family == AF_INET6 && inet_ntop(AF_INET6,
-		    &((struct sockaddr_in6 *)&ss)->sin6_addr, buf,
-		    (socklen_t)len) != NULL)
-			return buf;
+		if (ss.ss_family == AF_INET)
+			addr = &((struct sockaddr_in *)&ss)->sin_addr;
+		else if (ss.ss_family == AF_INET6)
+			addr = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		else if (ss.ss_family == AF_UNIX) {
+			*near = 1;
+			return "local";
+		}
+		if (addr == NULL || inet_ntop(ss.ss_family, addr, buf,
+		    (socklen_t)len) == NULL)
+			return "unknown";
+		*near = is_loopback(buf);
+		return buf;
 	}
-	return "local";
+	/* Not a socket: a terminal or a pipe. */
+	*near = errno == ENOTSOCK;
+	return *near ? "local" : "unknown";
 }
 
 int
@@ -159,7 +198,7 @@ main(int argc, char *argv[])
 {
 	struct session_config cfg;
 	char remote[INET6_ADDRSTRLEN + 1];
-	int c, log_stderr = 0;
+	int c, log_stderr = 0, tls = 0, allow_plaintext = 0, near;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.mail_spec = "maildir:~/Maildir";
@@ -201,6 +240,12 @@ main(int argc, char *argv[])
 				return EXIT_USAGE;
 			}
 			break;
+		case OPT_TLS:
+			tls = 1;
+			break;
+		case OPT_ALLOW_PLAINTEXT:
+			allow_plaintext = 1;
+			break;
 		case OPT_HASH_PASSWORD:
 			return hash_password();
 		case 'V':
@@ -225,7 +270,8 @@ main(int argc, char *argv[])
 	umask(077);
 	(void)signal(SIGPIPE, SIG_IGN);
 	log_init(log_stderr);
-	cfg.remote = remote_address(remote, sizeof(remote));
+	cfg.remote = remote_address(remote, sizeof(remote), &near);
+	cfg.plaintext_ok = tls || near || allow_plaintext;
 	cfg.in_fd = 0;
 	cfg.out_fd = 1;
 	switch (session_run(&cfg)) {

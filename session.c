@@ -103,6 +103,7 @@ static int	parse_number(const char *, uint64_t *);
 static int	get_msg(struct session *, const char *, size_t *);
 static enum cmd_result dispatch(struct session *, char *);
 static void	fail_delay(const struct session *);
+static enum cmd_result plaintext_refused(struct session *);
 static enum cmd_result login(struct session *, const struct auth_user *);
 static enum cmd_result send_message(struct session *, size_t, long);
 static enum cmd_result cmd_capa(struct session *, char *);
@@ -371,7 +372,7 @@ cmd_capa(struct session *s, char *args)
 	(void)args;
 	reply(s, "+OK Capability list follows");
 	reply(s, "TOP");
-	if (s->state == STATE_AUTH)
+	if (s->state == STATE_AUTH && s->cfg->plaintext_ok)
 		reply(s, "USER");
 	reply(s, "UIDL");
 	reply(s, "RESP-CODES");
@@ -390,6 +391,8 @@ cmd_user(struct session *s, char *args)
 	char *argv[1];
 
 	s->user[0] = '\0';
+	if (!s->cfg->plaintext_ok)
+		return plaintext_refused(s);
 	if (split_args(args, argv, 1) != 1) {
 		reply(s, "-ERR Usage: USER name");
 		return CMD_BAD;
@@ -401,6 +404,20 @@ cmd_user(struct session *s, char *args)
 	(void)snprintf(s->user, sizeof(s->user), "%s", argv[0]);
 	reply(s, "+OK");
 	return CMD_OK;
+}
+
+/*
+ * USER/PASS on a connection that is neither encrypted nor local (RFC 2595
+ * section 2.4, RFC 8314): refused, like Dovecot's disable_plaintext_auth.
+ */
+static enum cmd_result
+plaintext_refused(struct session *s)
+{
+	log_msg(LOG_NOTICE, "login refused: rip=%s reason=plaintext "
+	    "authentication on non-secure connection", s->cfg->remote);
+	reply(s, "-ERR [AUTH] Plaintext authentication disallowed on "
+	    "non-secure connection");
+	return CMD_BAD;
 }
 
 /* Wait after a failed login, twice as long each time. */
@@ -427,6 +444,10 @@ cmd_pass(struct session *s, char *args)
 	char err[256];
 	enum auth_result r;
 
+	if (!s->cfg->plaintext_ok) {
+		auth_wipe(args, strlen(args));
+		return plaintext_refused(s);
+	}
 	if (s->user[0] == '\0') {
 		auth_wipe(args, strlen(args));
 		reply(s, "-ERR USER first");

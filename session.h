@@ -10,6 +10,8 @@ struct session_config {
 	const char	*remote;	/* client address, for log lines */
 	unsigned int	 timeout;	/* idle timeout, seconds */
 	unsigned int	 fail_delay_ms;	/* first failed-login delay */
+	int		 plaintext_ok;	/* USER/PASS allowed: TLS, loopback,
+					   local, or --allow-plaintext */
 	int		 in_fd;		/* commands come from here */
 	int		 out_fd;	/* replies go there */
 };

@@ -69,6 +69,7 @@ static enum store_result maildir_open(struct store *, const char *,
 		    char *, size_t);
 static enum store_result maildir_lock(struct store *, char *, size_t);
 static int	 maildir_regular(int, const struct dirent *);
+static DIR	*opendir_at(int);
 static enum store_result maildir_move_new(struct store *, char *, size_t);
 static enum store_result maildir_scan(struct store *, char *, size_t);
 static int	 maildir_add(struct store *, const char *, char *, size_t);
@@ -346,6 +347,25 @@ maildir_regular(int dirfd, const struct dirent *de)
 	    S_ISREG(sb.st_mode);
 }
 
+/*
+ * A directory stream of its own on the directory dirfd is open on: a
+ * dup() would share the read position, and a second pass would find
+ * nothing.
+ */
+static DIR *
+opendir_at(int dirfd)
+{
+	DIR *dir;
+	int fd;
+
+	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1)
+		return NULL;
+	if ((dir = fdopendir(fd)) == NULL)
+		close(fd);
+	return dir;
+}
+
 /* Move new/NAME to cur/NAME:2, so that it is numbered from now on. */
 static enum store_result
 maildir_move_new(struct store *st, char *err, size_t errlen)
@@ -486,12 +506,9 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 {
 	struct dirent *de;
 	DIR *dir;
-	int fd;
 
-	if ((fd = dup(st->curfd)) == -1 || (dir = fdopendir(fd)) == NULL) {
+	if ((dir = opendir_at(st->curfd)) == NULL) {
 		store_err(err, errlen, "cur/: %s", strerror(errno));
-		if (fd != -1)
-			close(fd);
 		return STORE_TEMP;
 	}
 	while ((errno = 0, de = readdir(dir)) != NULL) {
@@ -593,13 +610,9 @@ maildir_find_renamed(struct store *st, struct msg *m)
 	struct dirent *de;
 	char *name = NULL;
 	DIR *dir;
-	int fd;
 
-	if ((fd = dup(st->curfd)) == -1 || (dir = fdopendir(fd)) == NULL) {
-		if (fd != -1)
-			close(fd);
+	if ((dir = opendir_at(st->curfd)) == NULL)
 		return -1;
-	}
 	while ((de = readdir(dir)) != NULL) {
 		if (strncmp(de->d_name, m->name, base) == 0 &&
 		    store_maildir_base(de->d_name) == base &&

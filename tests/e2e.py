@@ -337,6 +337,34 @@ class AuthTest(Pop3Test):
         s.ok('PASS pass with spaces')
         s.quit()
 
+    def test_plaintext_refused_off_loopback(self):
+        self.box.deliver(msg(1))
+        refused = (b'-ERR [AUTH] Plaintext authentication disallowed on '
+                   b'non-secure connection\r\n')
+        for var in ('TCPREMOTEIP', 'REMOTE_HOST'):
+            env = dict(os.environ, **{var: '192.0.2.7'})
+            s = self.box.start(env=env)
+            self.assertNotIn('USER', self.capa(s))
+            self.assertEqual(s.cmd('USER alice'), refused)
+            self.assertEqual(s.cmd('PASS secret'), refused)
+            s.quit()
+            self.assertIn(b'login refused: rip=192.0.2.7 reason=plaintext',
+                          self.box.log())
+        # Allowed with TLS in front, when told so, and on the loopback.
+        for extra, addr in ((['--tls'], '192.0.2.7'),
+                            (['--allow-plaintext'], '2001:db8::1'),
+                            ([], '127.0.0.9'), ([], '::1'),
+                            ([], '::ffff:127.0.0.1')):
+            env = dict(os.environ, TCPREMOTEIP=addr)
+            s = self.box.start(*extra, env=env)
+            self.assertIn('USER', self.capa(s))
+            s.login()
+            self.assertOk(s.cmd('STAT'), b'+OK 1 %d\r\n'
+                          % len(convert(msg(1))))
+            s.quit()
+            self.assertIn(b'login ok: user=alice rip=' + addr.encode(),
+                          self.box.log())
+
     def test_fail_delay(self):
         s = self.box.start(fail_delay=100)
         s.ok('USER alice')
