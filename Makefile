@@ -72,16 +72,31 @@ lint:
 demo: pop3d
 	@sh tests/demo.sh
 
+# The binary and the man page; the example configurations go under
+# share/pop3d with the binary's path in them, to be copied into place
+# (see README.md, "Deploy").
+SHAREDIR = $(PREFIX)/share/pop3d
+EXAMPLES = xinetd.d/pop3 xinetd.d/pop3s systemd/pop3d.socket \
+	systemd/pop3d@.service systemd/pop3s.socket systemd/pop3s@.service \
+	tcpserver/run tcpserver/rules s6/pop3d/run s6/pop3d/type \
+	stunnel/pop3s.conf stunnel/pop3s-inetd.conf
+
 install: pop3d
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)$(PREFIX)/share/pop3d/xinetd.d
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 755 pop3d $(DESTDIR)$(SBINDIR)/pop3d
 	install -m 644 pop3d.8 $(DESTDIR)$(MANDIR)/man8/pop3d.8
-	install -m 644 xinetd.d/pop3 $(DESTDIR)$(PREFIX)/share/pop3d/xinetd.d/pop3
+	for f in $(EXAMPLES); do \
+		install -d $(DESTDIR)$(SHAREDIR)/`dirname $$f` && \
+		sed 's|/usr/local/sbin/pop3d|$(SBINDIR)/pop3d|g' $$f \
+			> $(DESTDIR)$(SHAREDIR)/$$f && \
+		chmod 644 $(DESTDIR)$(SHAREDIR)/$$f || exit 1; \
+	done
+	chmod 755 $(DESTDIR)$(SHAREDIR)/tcpserver/run \
+		$(DESTDIR)$(SHAREDIR)/s6/pop3d/run
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/pop3d $(DESTDIR)$(MANDIR)/man8/pop3d.8
-	rm -rf $(DESTDIR)$(PREFIX)/share/pop3d
+	rm -rf $(DESTDIR)$(SHAREDIR)
 
 clean:
 	rm -f pop3d *.o $(OBJS:.o=.d) pop3d.d tests/*.o $(TEST_OBJS:.o=.d) tests/check_pop3d

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install what "make check" needs when it is missing (Debian, as root):
 # a C compiler, Check and pkg-config for the unit tests, libcrypt, and
-# python3, curl and a loopback launcher for the end-to-end tests.
+# python3, curl and the launchers (tcpserver, socat, xinetd, s6,
+# systemd-socket-activate, stunnel) for the end-to-end tests.
 set -e
 
 missing=""
@@ -14,6 +15,11 @@ command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v tcpserver >/dev/null 2>&1 || missing="$missing ucspi-tcp-ipv6"
 command -v socat >/dev/null 2>&1 || missing="$missing socat"
 command -v useradd >/dev/null 2>&1 || missing="$missing passwd"
+command -v xinetd >/dev/null 2>&1 || missing="$missing xinetd"
+command -v stunnel >/dev/null 2>&1 || missing="$missing stunnel4"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v s6-supervise >/dev/null 2>&1 || missing="$missing s6"
+command -v systemd-socket-activate >/dev/null 2>&1 || missing="$missing systemd"
 
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

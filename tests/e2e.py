@@ -24,6 +24,7 @@ import unittest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import deploy  # noqa: E402
 import launchers  # noqa: E402
 from pop3test import (Box, Listener, check_status, convert,  # noqa: E402
                       proc_status, stuff, top, unstuff, wire)
@@ -1067,6 +1068,7 @@ def main():
     os.environ['POP3D_BINARY'] = POP3D
     suite = loader.loadTestsFromModule(sys.modules[__name__])
     suite.addTests(loader.loadTestsFromModule(launchers))
+    suite.addTests(loader.loadTestsFromModule(deploy))
     runner = unittest.TextTestRunner(verbosity=2 if opts.verbose else 1,
                                      resultclass=Result, stream=sys.stderr)
     result = runner.run(suite)

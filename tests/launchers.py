@@ -1,6 +1,7 @@
 """pop3d under the launchers it ships configuration for, on loopback ports.
 
-(tcpserver, socat and systemd-socket-activate are in e2e.py's ClientTest.)
+(tcpserver, socat and systemd-socket-activate are in e2e.py's ClientTest;
+the other shipped setups are in deploy.py, which shares the helpers here.)
 
 The xinetd test runs the shipped xinetd.d/pop3 with only the port, the
 paths and "disable" changed, so a broken shipped file fails it.  These
@@ -14,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -108,31 +110,80 @@ class LauncherTest(unittest.TestCase):
     @unittest.skipUnless(os.geteuid() == 0, 'xinetd runs pop3d as root')
     def test_xinetd_shipped_file(self):
         port = pop3test.free_port()
-        with open(os.path.join(TOP, 'xinetd.d', 'pop3')) as f:
-            shipped = f.read()
         argv = log_wrapper(self.box)
-        args = ' '.join(argv[1:])
-        service, n = re.subn(r'(?m)^service pop3$',
-                             'service pop3test', shipped)
-        self.assertEqual(n, 1)
-        for key, value in (('disable', 'no'), ('server', argv[0]),
-                           ('server_args', args)):
-            service, n = re.subn(r'(?m)^(\t%s\t+= ).*$' % key,
-                                 lambda m: m.group(1) + value, service)
-            self.assertEqual(n, 1, key)
-        # A service not in /etc/services needs its port and a type.
-        service = service.replace(
-            '{\n', '{\n\ttype\t\t= UNLISTED\n\tport\t\t= %d\n'
-            '\tbind\t\t= 127.0.0.1\n' % port, 1)
-        conf_dir = os.path.join(self.box.base, 'xinetd.d')
-        os.mkdir(conf_dir)
-        with open(os.path.join(conf_dir, 'pop3test'), 'w') as f:
-            f.write(service)
-        conf = os.path.join(self.box.base, 'xinetd.conf')
-        with open(conf, 'w') as f:
-            f.write('defaults\n{\n}\nincludedir %s\n' % conf_dir)
-        self.serve(port, ['xinetd', '-dontfork', '-f', conf, '-pidfile',
-                          os.path.join(self.box.base, 'xinetd.pid')])
+        self.serve(port, xinetd_argv(
+            self.box.base, 'pop3', port,
+            (('disable', 'no'), ('server', argv[0]),
+             ('server_args', ' '.join(argv[1:])))))
+
+
+def xinetd_argv(base, name, port, values):
+    """xinetd in the foreground with the shipped xinetd.d/NAME as its only
+    service, on 127.0.0.1:port; values are (attribute, value) pairs to
+    replace, each of which the shipped file must set exactly once.  The
+    configuration is written under base."""
+    with open(os.path.join(TOP, 'xinetd.d', name)) as f:
+        shipped = f.read()
+    service, n = re.subn(r'(?m)^service %s$' % re.escape(name),
+                         'service %stest' % name, shipped)
+    if n != 1:
+        raise AssertionError('xinetd.d/%s: no "service %s" line'
+                             % (name, name))
+    for key, value in values:
+        service, n = re.subn(r'(?m)^(\t%s\t+= ).*$' % key,
+                             lambda m, v=value: m.group(1) + v, service)
+        if n != 1:
+            raise AssertionError('xinetd.d/%s sets %s %d times'
+                                 % (name, key, n))
+    # A service not in /etc/services needs its port and a type.
+    service = service.replace(
+        '{\n', '{\n\ttype\t\t= UNLISTED\n\tport\t\t= %d\n'
+        '\tbind\t\t= 127.0.0.1\n' % port, 1)
+    conf_dir = os.path.join(base, 'xinetd.d')
+    os.makedirs(conf_dir, exist_ok=True)
+    with open(os.path.join(conf_dir, name + 'test'), 'w') as f:
+        f.write(service)
+    conf = os.path.join(base, 'xinetd-%s.conf' % name)
+    with open(conf, 'w') as f:
+        f.write('defaults\n{\n}\nincludedir %s\n' % conf_dir)
+    return ['xinetd', '-dontfork', '-f', conf, '-pidfile',
+            os.path.join(base, 'xinetd-%s.pid' % name)]
+
+
+class InstallTest(unittest.TestCase):
+    """make install puts the binary, the man page and every example where
+    README says, with the installed binary's path in them; make uninstall
+    takes them all away again."""
+
+    def test_install_uninstall(self):
+        dest = tempfile.mkdtemp(prefix='pop3d-install-')
+        self.addCleanup(shutil.rmtree, dest, True)
+        make = ['make', '-s', '-C', TOP, 'DESTDIR=' + dest, 'PREFIX=/usr']
+        subprocess.run(make + ['install'], check=True, timeout=120,
+                       stdout=subprocess.DEVNULL)
+        files = sorted(os.path.relpath(os.path.join(d, f), dest)
+                       for d, _, names in os.walk(dest) for f in names)
+        examples = ['usr/share/pop3d/' + f for f in (
+            's6/pop3d/run', 's6/pop3d/type', 'stunnel/pop3s-inetd.conf',
+            'stunnel/pop3s.conf', 'systemd/pop3d.socket',
+            'systemd/pop3d@.service', 'systemd/pop3s.socket',
+            'systemd/pop3s@.service', 'tcpserver/rules', 'tcpserver/run',
+            'xinetd.d/pop3', 'xinetd.d/pop3s')]
+        self.assertEqual(files, sorted(['usr/sbin/pop3d',
+                                        'usr/share/man/man8/pop3d.8']
+                                       + examples))
+        self.assertTrue(os.access(os.path.join(dest, 'usr/sbin/pop3d'),
+                                  os.X_OK))
+        for f in ('usr/share/pop3d/tcpserver/run',
+                  'usr/share/pop3d/s6/pop3d/run'):
+            self.assertTrue(os.access(os.path.join(dest, f), os.X_OK), f)
+        with open(os.path.join(dest, 'usr/share/pop3d/xinetd.d/pop3')) as f:
+            self.assertIn('server\t\t= /usr/sbin/pop3d\n', f.read())
+        subprocess.run(make + ['uninstall'], check=True, timeout=60,
+                       stdout=subprocess.DEVNULL)
+        left = [os.path.join(d, f) for d, _, names in os.walk(dest)
+                for f in names]
+        self.assertEqual(left, [])
 
 
 def pop3test_binary():
