@@ -21,9 +21,9 @@ LIBS = -lcrypt
 ALL_CFLAGS = $(POP3D_CPPFLAGS) $(POP3D_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(POP3D_LDFLAGS) $(LDFLAGS)
 
-OBJS = session.o store.o auth.o stream.o md5.o log.o
+OBJS = session.o store.o auth.o stream.o md5.o log.o proxy.o
 TEST_OBJS = tests/check_main.o tests/check_session.o tests/check_store.o \
-	tests/check_auth.o tests/check_stream.o
+	tests/check_auth.o tests/check_stream.o tests/check_proxy.o
 
 all: pop3d
 
@@ -38,8 +38,7 @@ tests/check_pop3d: $(TEST_OBJS) $(OBJS)
 		$(LIBS) `pkg-config --libs check`
 
 $(TEST_OBJS): tests/check_pop3d.h
-tests/check_main.o tests/check_session.o tests/check_store.o \
-tests/check_auth.o tests/check_stream.o: CFLAGS += `pkg-config --cflags check`
+$(TEST_OBJS): CFLAGS += `pkg-config --cflags check`
 
 # The tests: Check unit tests, then the real binary end to end.
 check: deps
