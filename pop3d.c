@@ -21,6 +21,7 @@
 #include "auth.h"
 #include "log.h"
 #include "pop3d.h"
+#include "proxy.h"
 #include "session.h"
 
 enum {
@@ -28,7 +29,8 @@ enum {
 	OPT_LOG,
 	OPT_FAIL_DELAY,
 	OPT_TLS,
-	OPT_ALLOW_PLAINTEXT
+	OPT_ALLOW_PLAINTEXT,
+	OPT_PROXY_PROTOCOL
 };
 
 static const struct option long_options[] = {
@@ -39,6 +41,7 @@ static const struct option long_options[] = {
 	{ "fail-delay", required_argument, NULL, OPT_FAIL_DELAY },
 	{ "tls", no_argument, NULL, OPT_TLS },
 	{ "allow-plaintext", no_argument, NULL, OPT_ALLOW_PLAINTEXT },
+	{ "proxy-protocol", no_argument, NULL, OPT_PROXY_PROTOCOL },
 	{ "hash-password", no_argument, NULL, OPT_HASH_PASSWORD },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
@@ -63,6 +66,7 @@ usage(FILE *fp)
 	    "      --log syslog|stderr   where log lines go, default syslog\n"
 	    "      --tls             the connection is encrypted (stunnel...)\n"
 	    "      --allow-plaintext allow USER/PASS without TLS off loopback\n"
+	    "      --proxy-protocol  read the client address from a PROXY header\n"
 	    "      --hash-password   read a password, print a hash for FILE\n"
 	    "  -V, --version         print the version\n"
 	    "  -h, --help            print this help\n",
@@ -198,7 +202,8 @@ main(int argc, char *argv[])
 {
 	struct session_config cfg;
 	char remote[INET6_ADDRSTRLEN + 1];
-	int c, log_stderr = 0, tls = 0, allow_plaintext = 0, near;
+	int c, log_stderr = 0, tls = 0, allow_plaintext = 0, proxy = 0, near;
+	enum proxy_result pr = PROXY_LOCAL;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.mail_spec = "maildir:~/Maildir";
@@ -246,6 +251,9 @@ main(int argc, char *argv[])
 		case OPT_ALLOW_PLAINTEXT:
 			allow_plaintext = 1;
 			break;
+		case OPT_PROXY_PROTOCOL:
+			proxy = 1;
+			break;
 		case OPT_HASH_PASSWORD:
 			return hash_password();
 		case 'V':
@@ -270,7 +278,19 @@ main(int argc, char *argv[])
 	umask(077);
 	(void)signal(SIGPIPE, SIG_IGN);
 	log_init(log_stderr);
-	cfg.remote = remote_address(remote, sizeof(remote), &near);
+	/* Behind a load balancer, its header names the client. */
+	if (proxy)
+		pr = proxy_read(0, cfg.timeout, remote, sizeof(remote));
+	if (pr == PROXY_ADDR) {
+		cfg.remote = remote;
+		near = is_loopback(remote);
+	} else
+		cfg.remote = remote_address(remote, sizeof(remote), &near);
+	if (pr == PROXY_BAD) {
+		log_msg(LOG_WARNING, "connection refused: rip=%s reason=missing "
+		    "or malformed PROXY protocol header", cfg.remote);
+		return EXIT_DROPPED;
+	}
 	cfg.plaintext_ok = tls || near || allow_plaintext;
 	cfg.in_fd = 0;
 	cfg.out_fd = 1;

@@ -15,7 +15,9 @@ import os
 import poplib
 import re
 import shutil
+import socket
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -824,6 +826,91 @@ class UpdateTest(Pop3Test):
         self.assertEqual(self.uidls(s), [self.names[0], self.names[1],
                                          '1700000099.M9P9.t'])
         s.quit()
+
+
+def proxy_v2(command, family, body):
+    """A PROXY protocol v2 header."""
+    return (b'\r\n\r\n\x00\r\nQUIT\n' + bytes([0x20 | command, family])
+            + struct.pack('!H', len(body)) + body)
+
+
+class ProxyProtocolTest(Pop3Test):
+    """--proxy-protocol: the client address comes from the header, which
+    must be there and valid; what follows it is the POP3 session."""
+
+    V4 = socket.inet_aton('198.51.100.7') + socket.inet_aton('10.0.0.1') \
+        + struct.pack('!HH', 40000, 110)
+    V6 = socket.inet_pton(socket.AF_INET6, '2001:db8::7') \
+        + socket.inet_pton(socket.AF_INET6, '2001:db8::1') \
+        + struct.pack('!HH', 40000, 110)
+
+    def session(self, header):
+        """Send header and CAPA in one write; the CAPA lines, or None when
+        the connection was refused without a greeting."""
+        s = self.box.start('--proxy-protocol', greet=False,
+                           env={'PATH': os.environ.get('PATH', '/usr/bin'),
+                                'TCPREMOTEIP': '127.0.0.1'})
+        s.send(header + b'CAPA\r\n')
+        try:
+            greeting = s.readline()
+        except AssertionError:
+            self.assertEqual(s.wait(), 1)
+            return None
+        self.assertTrue(greeting.startswith(b'+OK'), greeting)
+        self.assertOk(s.reply())
+        capa = [l[:-2] for l in s.multi()]
+        s.quit()
+        return capa
+
+    def test_valid_headers_name_the_client(self):
+        for header, rip, near in (
+                (b'PROXY TCP4 198.51.100.7 10.0.0.1 40000 110\r\n',
+                 b'198.51.100.7', False),
+                (b'PROXY TCP6 2001:db8::7 2001:db8::1 40000 110\r\n',
+                 b'2001:db8::7', False),
+                (b'PROXY TCP4 127.0.0.3 127.0.0.1 40000 110\r\n',
+                 b'127.0.0.3', True),
+                (proxy_v2(1, 0x11, self.V4), b'198.51.100.7', False),
+                (proxy_v2(1, 0x21, self.V6 + b'\x01\x00\x01x'),
+                 b'2001:db8::7', False)):
+            with self.subTest(header=header):
+                capa = self.session(header)
+                # Plaintext is decided on the header's address, not on
+                # the balancer's (127.0.0.1 here).
+                self.assertEqual(b'USER' in capa, near)
+                self.assertIn(b'rip=' + rip + b' ', self.box.log())
+
+    def test_header_without_client(self):
+        # v1 UNKNOWN and v2 LOCAL: the balancer's own connection.
+        for header in (b'PROXY UNKNOWN\r\n',
+                       b'PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n',
+                       proxy_v2(0, 0x00, b''), proxy_v2(0, 0x11, self.V4)):
+            with self.subTest(header=header):
+                self.assertIn(b'USER', self.session(header))
+
+    def test_missing_or_malformed_header_refused(self):
+        for header in (b'', b'USER alice\r\n',
+                       b'PROXY TCP4 198.51.100.7 10.0.0.1 40000\r\n',
+                       b'PROXY TCP4 198.51.100.7 10.0.0.1 40000 110\n',
+                       b'PROXY TCP4 2001:db8::7 10.0.0.1 40000 110\r\n',
+                       b'PROXY TCP4 198.51.100.7 10.0.0.1 70000 110\r\n',
+                       b'PROXY TCP4  198.51.100.7 10.0.0.1 1 110\r\n',
+                       b'PROXY TCP5 198.51.100.7 10.0.0.1 1 110\r\n',
+                       b'PROXY ' + b'1' * 200 + b'\r\n',
+                       proxy_v2(1, 0x11, self.V4[:8]),
+                       proxy_v2(2, 0x11, self.V4),
+                       b'\r\n\r\n\x00\r\nQUIX\n\x21\x11\x00\x0c' + self.V4,
+                       b'\r\n\r\n\x00\r\nQUIT\n\x11\x11\x00\x0c' + self.V4):
+            with self.subTest(header=header):
+                self.assertIsNone(self.session(header))
+        self.assertIn(b'connection refused: rip=127.0.0.1 reason=missing or '
+                      b'malformed PROXY protocol header', self.box.log())
+
+    def test_header_not_trusted_without_the_option(self):
+        s = self.box.start()
+        self.assertErr(s.cmd('PROXY TCP4 198.51.100.7 10.0.0.1 1 110'))
+        s.quit()
+        self.assertNotIn(b'198.51.100.7', self.box.log())
 
 
 class SessionLimitsTest(Pop3Test):

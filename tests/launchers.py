@@ -61,8 +61,9 @@ def stop(proc):
             proc.wait()
 
 
-class LauncherTest(unittest.TestCase):
-    """Fetch and delete through a launcher, then check with a second login."""
+class MailboxCase(unittest.TestCase):
+    """A mailbox of two messages, fetched and deleted through a launcher,
+    then checked with a second login."""
 
     def setUp(self):
         self.box = pop3test.Box(pop3test_binary())
@@ -106,6 +107,10 @@ class LauncherTest(unittest.TestCase):
         self.assertRegex(self.box.log(),
                          rb'login ok: user=alice rip=127\.0\.0\.1')
 
+
+
+class XinetdTest(MailboxCase):
+
     @unittest.skipUnless(shutil.which('xinetd'), 'xinetd is not installed')
     @unittest.skipUnless(os.geteuid() == 0, 'xinetd runs pop3d as root')
     def test_xinetd_shipped_file(self):
@@ -148,6 +153,71 @@ def xinetd_argv(base, name, port, values):
         f.write('defaults\n{\n}\nincludedir %s\n' % conf_dir)
     return ['xinetd', '-dontfork', '-f', conf, '-pidfile',
             os.path.join(base, 'xinetd-%s.pid' % name)]
+
+
+class FromLoopback2(poplib.POP3):
+    """A POP3 client connecting from 127.0.0.2."""
+
+    def _create_socket(self, timeout):
+        return socket.create_connection((self.host, self.port), timeout,
+                                        ('127.0.0.2', 0))
+
+
+@unittest.skipUnless(shutil.which('haproxy'), 'haproxy is not installed')
+class HAProxyTest(MailboxCase):
+    """HAProxy in front of tcpserver + pop3d --proxy-protocol: the client's
+    address comes from the PROXY header, not from the connection, which
+    is HAProxy's.  The client connects from 127.0.0.2 to tell them apart."""
+
+    def haproxy(self, backend_port, send):
+        port = pop3test.free_port()
+        conf = os.path.join(self.box.base, 'haproxy-%s.cfg' % send)
+        with open(conf, 'w') as f:
+            f.write('global\n\tmaxconn 100\n'
+                    'defaults\n\tmode tcp\n\ttimeout connect 5s\n'
+                    '\ttimeout client 30s\n\ttimeout server 30s\n'
+                    'frontend pop3\n\tbind 127.0.0.1:%d\n'
+                    '\tdefault_backend pop3d\n'
+                    'backend pop3d\n\tserver s1 127.0.0.1:%d %s\n'
+                    % (port, backend_port, send))
+        proc = subprocess.Popen(['haproxy', '-db', '-f', conf],
+                                stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL,
+                                stderr=self.box.log_file)
+        self.addCleanup(stop, proc)
+        # No probe through HAProxy: it would open a session of its own.
+        deadline = time.monotonic() + 5
+        while not self.listening(port):
+            self.assertLess(time.monotonic(), deadline, 'haproxy')
+            self.assertIsNone(proc.poll(), 'haproxy exited')
+            time.sleep(0.05)
+        return port
+
+    @staticmethod
+    def listening(port):
+        with socket.socket() as s:
+            return s.connect_ex(('127.0.0.1', port)) == 0
+
+    def test_send_proxy_v1_and_v2(self):
+        backend = pop3test.Listener(self.box, '--proxy-protocol')
+        self.addCleanup(backend.stop)
+        for send in ('send-proxy', 'send-proxy-v2'):
+            with self.subTest(send=send):
+                port = self.haproxy(backend.port, send)
+                p = FromLoopback2('127.0.0.1', port, timeout=10)
+                self.addCleanup(p.close)
+                p.user('alice')
+                p.pass_('secret')
+                self.assertEqual(p.stat()[0], 2)
+                p.quit()
+        log = self.box.log()
+        self.assertEqual(len(re.findall(
+            rb'login ok: user=alice rip=127\.0\.0\.2 ', log)), 2, log)
+        # A connection without a header is refused before the greeting.
+        with socket.create_connection(('127.0.0.1', backend.port), 5) as s:
+            s.sendall(b'CAPA\r\n')
+            s.settimeout(5)
+            self.assertEqual(s.recv(512), b'')
 
 
 class InstallTest(unittest.TestCase):
