@@ -53,10 +53,11 @@ proxy_parse_v1(const char *line, size_t len, char *addr, size_t addrlen)
 	if (len < 8 || len > PROXY_V1_MAX || memcmp(line, "PROXY ", 6) != 0 ||
 	    line[len - 2] != '\r' || line[len - 1] != '\n')
 		return PROXY_BAD;
-	memcpy(buf, line + 6, len - 8);
-	buf[len - 8] = '\0';
-	if (strncmp(buf, "UNKNOWN", 7) == 0 &&
-	    (buf[7] == '\0' || buf[7] == ' '))
+	n = len - 8;		/* without "PROXY " and CRLF */
+	memcpy(buf, line + 6, n);
+	buf[n] = '\0';
+	if (n >= 7 && memcmp(buf, "UNKNOWN", 7) == 0 &&
+	    (n == 7 || buf[7] == ' '))
 		return PROXY_LOCAL;	/* the rest may be anything */
 	if (strncmp(buf, "TCP4 ", 5) == 0)
 		af = AF_INET;
