@@ -6,7 +6,6 @@
 #include <crypt.h>
 #include <errno.h>
 #include <grp.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "log.h"
 
 /* Dovecot scheme prefixes whose value is a crypt(3) string. */
 static const char *const crypt_schemes[] = {
@@ -25,22 +25,8 @@ static const char *const crypt_schemes[] = {
 static const char dummy_hash[] =
     "$y$j9T$xhgj017WRjPJUIw1DOeqm0$/XRhwdFQSzPC2kjkSJtrKZuyVtAQxMyb88WJRYpWvH.";
 
-static void	auth_err(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 static int	parse_id(const char *, unsigned long *);
 static int	equal_ct(const char *, const char *);
-
-static void
-auth_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 void
 auth_wipe(void *p, size_t len)
@@ -162,7 +148,7 @@ auth_passwd_file(const char *file, const char *name, const char *password,
 	FILE *fp;
 
 	if ((fp = fopen(file, "re")) == NULL) {
-		auth_err(err, errlen, "%s: %s", file, strerror(errno));
+		log_errbuf(err, errlen, "%s: %s", file, strerror(errno));
 		return AUTH_TEMP;
 	}
 	/* Read the whole file whatever the name, so as to take the same time. */
@@ -204,7 +190,7 @@ auth_passwd_file(const char *file, const char *name, const char *password,
 	auth_wipe(line, sizeof(line));
 	if (r) {
 		auth_wipe(dummy, sizeof(dummy));
-		auth_err(err, errlen, "%s: read error", file);
+		log_errbuf(err, errlen, "%s: read error", file);
 		return AUTH_TEMP;
 	}
 	/* An unknown user is checked against some real hash all the same. */
@@ -212,11 +198,11 @@ auth_passwd_file(const char *file, const char *name, const char *password,
 	    password);
 	auth_wipe(dummy, sizeof(dummy));
 	if (!have_found) {
-		auth_err(err, errlen, "unknown user");
+		log_errbuf(err, errlen, "unknown user");
 		return AUTH_FAIL;
 	}
 	if (!r) {
-		auth_err(err, errlen, "wrong password");
+		log_errbuf(err, errlen, "wrong password");
 		return AUTH_FAIL;
 	}
 	return AUTH_OK;
@@ -228,23 +214,23 @@ auth_become(const struct auth_user *u, char *err, size_t errlen)
 	if (geteuid() != 0)
 		return 0;	/* an ordinary user serves as itself */
 	if (!u->have_ids) {
-		auth_err(err, errlen, "user %s has no uid/gid", u->name);
+		log_errbuf(err, errlen, "user %s has no uid/gid", u->name);
 		return -1;
 	}
 	if (u->uid == 0) {
-		auth_err(err, errlen, "user %s has uid 0", u->name);
+		log_errbuf(err, errlen, "user %s has uid 0", u->name);
 		return -1;
 	}
 	if (setgroups(1, &u->gid) == -1 || setgid(u->gid) == -1 ||
 	    setuid(u->uid) == -1) {
-		auth_err(err, errlen, "cannot become %lu:%lu: %s",
+		log_errbuf(err, errlen, "cannot become %lu:%lu: %s",
 		    (unsigned long)u->uid, (unsigned long)u->gid,
 		    strerror(errno));
 		return -1;
 	}
 	if (getuid() != u->uid || geteuid() != u->uid ||
 	    getgid() != u->gid || getegid() != u->gid || setuid(0) != -1) {
-		auth_err(err, errlen, "privilege drop to %lu:%lu did not hold",
+		log_errbuf(err, errlen, "privilege drop to %lu:%lu did not hold",
 		    (unsigned long)u->uid, (unsigned long)u->gid);
 		return -1;
 	}

@@ -36,6 +36,18 @@ log_msg(int prio, const char *fmt, ...)
 	syslog(prio, "%s", line);
 }
 
+void
+log_errbuf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errlen == 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
 const char *
 log_safe(const char *s, char *buf, size_t len)
 {

@@ -17,6 +17,11 @@ void	log_init(int to_stderr);
 void	log_msg(int prio, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 
+/* Format an error message into err (errlen octets, may be 0) for a
+ * caller to log. */
+void	log_errbuf(char *err, size_t errlen, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+
 /*
  * Copy s into buf for a log line: octets outside 0x21..0x7E become '?',
  * and long strings are cut.  Returns buf.

@@ -15,12 +15,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "md5.h"
 #include "pop3d.h"
 #include "store.h"
@@ -59,8 +59,6 @@ struct store {
 	struct arena_block	*arena;
 };
 
-static void	 store_err(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 static enum store_result store_errno_result(int);
 static char	*arena_copy(struct store *, const char *, size_t);
 static int	 mkdir_p(const char *);
@@ -78,18 +76,6 @@ static int	 maildir_find_renamed(struct store *, struct msg *);
 static int	 maildir_seen_name(const char *, char *, size_t);
 static int	 msg_cmp(const void *, const void *);
 static int	 path_put(char *, size_t, size_t *, const char *, size_t);
-
-static void
-store_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Permission and layout problems need the administrator; others pass. */
 static enum store_result
@@ -157,7 +143,7 @@ store_path(const char *spec, const char *user, const char *home,
 	if (p[0] == '~' && (p[1] == '/' || p[1] == '\0')) {
 		p++;
 		if (home[0] == '\0') {
-			store_err(err, errlen, "user %s has no home", user);
+			log_errbuf(err, errlen, "user %s has no home", user);
 			return -1;
 		}
 		r = path_put(buf, len, &pos, home, strlen(home));
@@ -170,7 +156,7 @@ store_path(const char *spec, const char *user, const char *home,
 		switch (*++p) {
 		case 'h':
 			if (home[0] == '\0') {
-				store_err(err, errlen, "user %s has no home",
+				log_errbuf(err, errlen, "user %s has no home",
 				    user);
 				return -1;
 			}
@@ -189,18 +175,18 @@ store_path(const char *spec, const char *user, const char *home,
 			s = "%", n = 1;
 			break;
 		default:
-			store_err(err, errlen, "mail spec %s: unknown %%%c",
+			log_errbuf(err, errlen, "mail spec %s: unknown %%%c",
 			    spec, *p ? *p : ' ');
 			return -1;
 		}
 		r = path_put(buf, len, &pos, s, n);
 	}
 	if (r == -1) {
-		store_err(err, errlen, "mail spec %s: path too long", spec);
+		log_errbuf(err, errlen, "mail spec %s: path too long", spec);
 		return -1;
 	}
 	if (buf[0] != '/') {
-		store_err(err, errlen, "mail spec %s: %s is not absolute",
+		log_errbuf(err, errlen, "mail spec %s: %s is not absolute",
 		    spec, buf);
 		return -1;
 	}
@@ -281,28 +267,28 @@ maildir_open(struct store *st, const char *path, char *err, size_t errlen)
 	struct stat sb;
 
 	if (path[0] != '/') {
-		store_err(err, errlen, "mailbox path %s is not absolute", path);
+		log_errbuf(err, errlen, "mailbox path %s is not absolute", path);
 		return STORE_PERM;
 	}
 	if (stat(path, &sb) == -1) {
 		if (errno != ENOENT || mkdir_p(path) == -1) {
-			store_err(err, errlen, "mailbox %s: %s", path,
+			log_errbuf(err, errlen, "mailbox %s: %s", path,
 			    strerror(errno));
 			return store_errno_result(errno);
 		}
 	} else if (!S_ISDIR(sb.st_mode)) {
-		store_err(err, errlen, "mailbox %s is not a directory", path);
+		log_errbuf(err, errlen, "mailbox %s is not a directory", path);
 		return STORE_PERM;
 	}
 	st->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->dirfd == -1 || maildir_subdirs(st->dirfd) == -1) {
-		store_err(err, errlen, "mailbox %s: %s", path, strerror(errno));
+		log_errbuf(err, errlen, "mailbox %s: %s", path, strerror(errno));
 		return store_errno_result(errno);
 	}
 	st->curfd = openat(st->dirfd, "cur",
 	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (st->curfd == -1) {
-		store_err(err, errlen, "mailbox %s/cur: %s", path,
+		log_errbuf(err, errlen, "mailbox %s/cur: %s", path,
 		    strerror(errno));
 		return store_errno_result(errno);
 	}
@@ -315,16 +301,16 @@ maildir_lock(struct store *st, char *err, size_t errlen)
 	st->lockfd = openat(st->dirfd, LOCK_NAME,
 	    O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (st->lockfd == -1) {
-		store_err(err, errlen, "lock file %s: %s", LOCK_NAME,
+		log_errbuf(err, errlen, "lock file %s: %s", LOCK_NAME,
 		    strerror(errno));
 		return store_errno_result(errno);
 	}
 	if (flock(st->lockfd, LOCK_EX | LOCK_NB) == -1) {
 		if (errno == EWOULDBLOCK) {
-			store_err(err, errlen, "mailbox is locked");
+			log_errbuf(err, errlen, "mailbox is locked");
 			return STORE_INUSE;
 		}
-		store_err(err, errlen, "flock: %s", strerror(errno));
+		log_errbuf(err, errlen, "flock: %s", strerror(errno));
 		return STORE_TEMP;
 	}
 	return STORE_OK;
@@ -378,7 +364,7 @@ maildir_move_new(struct store *st, char *err, size_t errlen)
 	newfd = openat(st->dirfd, "new",
 	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (newfd == -1 || (dir = fdopendir(newfd)) == NULL) {
-		store_err(err, errlen, "new/: %s", strerror(errno));
+		log_errbuf(err, errlen, "new/: %s", strerror(errno));
 		if (newfd != -1)
 			close(newfd);
 		return store_errno_result(errno);
@@ -396,7 +382,7 @@ maildir_move_new(struct store *st, char *err, size_t errlen)
 		(void)renameat(newfd, de->d_name, st->curfd, to);
 	}
 	if (errno != 0) {
-		store_err(err, errlen, "new/: %s", strerror(errno));
+		log_errbuf(err, errlen, "new/: %s", strerror(errno));
 		closedir(dir);
 		return STORE_TEMP;
 	}
@@ -446,7 +432,7 @@ maildir_add(struct store *st, const char *name, char *err, size_t errlen)
 		ncap = st->cap ? st->cap * 2 : 256;
 		grown = reallocarray(st->msgs, ncap, sizeof(*st->msgs));
 		if (grown == NULL) {
-			store_err(err, errlen, "out of memory");
+			log_errbuf(err, errlen, "out of memory");
 			return -1;
 		}
 		st->msgs = grown;
@@ -457,11 +443,11 @@ maildir_add(struct store *st, const char *name, char *err, size_t errlen)
 	if (maildir_msg_size(st, name, &m->size) == -1) {
 		if (errno == ENOENT || errno == ELOOP)
 			return 1;	/* gone, or a symlink: not served */
-		store_err(err, errlen, "cur/%s: %s", name, strerror(errno));
+		log_errbuf(err, errlen, "cur/%s: %s", name, strerror(errno));
 		return -1;
 	}
 	if ((m->name = arena_copy(st, name, strlen(name))) == NULL) {
-		store_err(err, errlen, "out of memory");
+		log_errbuf(err, errlen, "out of memory");
 		return -1;
 	}
 	for (p = name; *p >= '0' && *p <= '9' && m->time < UINT64_MAX / 10;
@@ -482,7 +468,7 @@ maildir_add(struct store *st, const char *name, char *err, size_t errlen)
 	} else {
 		md5_hex(name, base, hex);
 		if ((m->uidl = arena_copy(st, hex, strlen(hex))) == NULL) {
-			store_err(err, errlen, "out of memory");
+			log_errbuf(err, errlen, "out of memory");
 			return -1;
 		}
 		m->uidl_len = (unsigned char)strlen(hex);
@@ -508,7 +494,7 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 	DIR *dir;
 
 	if ((dir = opendir_at(st->curfd)) == NULL) {
-		store_err(err, errlen, "cur/: %s", strerror(errno));
+		log_errbuf(err, errlen, "cur/: %s", strerror(errno));
 		return STORE_TEMP;
 	}
 	while ((errno = 0, de = readdir(dir)) != NULL) {
@@ -520,7 +506,7 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 		}
 	}
 	if (errno != 0) {
-		store_err(err, errlen, "cur/: %s", strerror(errno));
+		log_errbuf(err, errlen, "cur/: %s", strerror(errno));
 		closedir(dir);
 		return STORE_TEMP;
 	}
@@ -538,7 +524,7 @@ store_open(struct store **stp, const char *path, char *err, size_t errlen)
 
 	*stp = NULL;
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
-		store_err(err, errlen, "out of memory");
+		log_errbuf(err, errlen, "out of memory");
 		return STORE_TEMP;
 	}
 	st->dirfd = st->curfd = st->lockfd = -1;
@@ -642,11 +628,11 @@ store_msg_open(struct store *st, size_t i, char *err, size_t errlen)
 		fd = openat(st->curfd, m->name,
 		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1) {
-		store_err(err, errlen, "cur/%s: %s", m->name, strerror(errno));
+		log_errbuf(err, errlen, "cur/%s: %s", m->name, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		store_err(err, errlen, "cur/%s: not a regular file", m->name);
+		log_errbuf(err, errlen, "cur/%s: not a regular file", m->name);
 		close(fd);
 		errno = EINVAL;
 		return -1;
@@ -692,7 +678,7 @@ store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
 			    maildir_find_renamed(st, m) == 0)
 				r = unlinkat(st->curfd, m->name, 0);
 			if (r == -1) {
-				store_err(err, errlen, "unlink cur/%s: %s",
+				log_errbuf(err, errlen, "unlink cur/%s: %s",
 				    m->name, strerror(errno));
 				(*failed)++;
 			}
@@ -703,7 +689,7 @@ store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
 		}
 	}
 	if (fsync(st->curfd) == -1) {
-		store_err(err, errlen, "fsync cur/: %s", strerror(errno));
+		log_errbuf(err, errlen, "fsync cur/: %s", strerror(errno));
 		return -1;
 	}
 	return *failed == 0 ? 0 : -1;

@@ -13,6 +13,18 @@
 #include "stream.h"
 
 static int	stream_line_end(struct stream *);
+static ssize_t	read_some(int, char *, size_t);
+
+/* read(2), again when a signal interrupted it. */
+static ssize_t
+read_some(int fd, char *buf, size_t len)
+{
+	ssize_t n;
+
+	while ((n = read(fd, buf, len)) == -1 && errno == EINTR)
+		;
+	return n;
+}
 
 void
 stream_init(struct stream *st, long body_lines, stream_emit emit, void *ctx)
@@ -112,12 +124,8 @@ stream_fd(int fd, long body_lines, stream_emit emit, void *ctx)
 
 	stream_init(&st, body_lines, emit, ctx);
 	while (!stream_done(&st)) {
-		n = read(fd, buf, sizeof(buf));
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
+		if ((n = read_some(fd, buf, sizeof(buf))) == -1)
 			return -1;
-		}
 		if (n == 0)
 			break;
 		if (stream_feed(&st, buf, (size_t)n) == -1)
@@ -172,17 +180,10 @@ stream_size_fd(int fd, uint64_t *size)
 	ssize_t n;
 
 	stream_size_init(&sz);
-	for (;;) {
-		n = read(fd, buf, sizeof(buf));
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0)
-			break;
+	while ((n = read_some(fd, buf, sizeof(buf))) > 0)
 		stream_size_feed(&sz, buf, (size_t)n);
-	}
+	if (n == -1)
+		return -1;
 	*size = stream_size_end(&sz);
 	return 0;
 }
