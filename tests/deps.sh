@@ -2,7 +2,7 @@
 # Install what "make check" needs when it is missing (Debian, as root):
 # a C compiler, Check and pkg-config for the unit tests, libcrypt, and
 # python3, curl and the launchers (tcpserver, socat, xinetd, s6,
-# systemd-socket-activate, stunnel) for the end-to-end tests.
+# systemd-socket-activate, stunnel, haproxy) for the end-to-end tests.
 set -e
 
 missing=""
@@ -19,6 +19,7 @@ command -v xinetd >/dev/null 2>&1 || missing="$missing xinetd"
 command -v stunnel >/dev/null 2>&1 || missing="$missing stunnel4"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v s6-supervise >/dev/null 2>&1 || missing="$missing s6"
+command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
 command -v systemd-socket-activate >/dev/null 2>&1 || missing="$missing systemd"
 
 [ -z "$missing" ] && exit 0
