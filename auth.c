@@ -2,8 +2,16 @@
  * auth.c: passwd-file users, password checks and the privilege drop.
  */
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include <crypt.h>
+#include <ctype.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <shadow.h>
+#include <signal.h>
+#include <time.h>
 #include <errno.h>
 #include <grp.h>
 #include <stdint.h>
@@ -14,6 +22,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "md5.h"
 
 /* Dovecot scheme prefixes whose value is a crypt(3) string. */
 static const char *const crypt_schemes[] = {
@@ -136,23 +145,28 @@ auth_check_password(const char *stored, const char *password)
 	return ok;
 }
 
-enum auth_result
-auth_passwd_file(const char *file, const char *name, const char *password,
-    struct auth_user *u, char *err, size_t errlen)
+/*
+ * Find name in a passwd-file.  Returns 1 with *u and stored filled in,
+ * 0 when the file does not know the user, -1 when it cannot be read.
+ * The whole file is read whatever the name, so as to take the same
+ * time, and dummy gets a hash to check unknown users against.
+ */
+static int
+passwd_find(const char *file, const char *name, struct auth_user *u,
+    char *stored, size_t storedlen, char *dummy, size_t dummylen,
+    char *err, size_t errlen)
 {
-	char line[PASSWD_LINE_MAX], dummy[PASSWD_LINE_MAX];
+	char line[PASSWD_LINE_MAX];
 	struct auth_entry e;
 	unsigned long uid, gid;
-	int have_found = 0, toolong = 0, r;
+	int found = 0, toolong = 0, r;
 	size_t len;
 	FILE *fp;
 
 	if ((fp = fopen(file, "re")) == NULL) {
 		log_errbuf(err, errlen, "%s: %s", file, strerror(errno));
-		return AUTH_TEMP;
+		return -1;
 	}
-	/* Read the whole file whatever the name, so as to take the same time. */
-	dummy[0] = '\0';
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		len = strlen(line);
 		if (len > 0 && line[len - 1] == '\n')
@@ -168,44 +182,369 @@ auth_passwd_file(const char *file, const char *name, const char *password,
 		if (auth_parse_line(line, &e) != 0)
 			continue;
 		/* Prefer a crypt hash: it is what known users cost. */
-		if (!have_found && (dummy[0] == '\0' ||
-		    (strncmp(dummy, "{PLAIN}", 7) == 0 &&
-		    strncmp(e.password, "{PLAIN}", 7) != 0)))
-			(void)snprintf(dummy, sizeof(dummy), "%s", e.password);
-		if (!have_found && strcmp(e.name, name) == 0) {
-			have_found = 1;
-			(void)snprintf(u->name, sizeof(u->name), "%s", e.name);
-			u->have_ids = parse_id(e.uid, &uid) == 0 &&
-			    parse_id(e.gid, &gid) == 0;
-			u->uid = u->have_ids ? (uid_t)uid : 0;
-			u->gid = u->have_ids ? (gid_t)gid : 0;
-			r = snprintf(u->home, sizeof(u->home), "%s", e.home);
-			if (r < 0 || (size_t)r >= sizeof(u->home))
-				u->home[0] = '\0';
-			(void)snprintf(dummy, sizeof(dummy), "%s", e.password);
-		}
+		if (dummy[0] == '\0' || (strncmp(dummy, "{PLAIN}", 7) == 0 &&
+		    strncmp(e.password, "{PLAIN}", 7) != 0))
+			(void)snprintf(dummy, dummylen, "%s", e.password);
+		if (found || strcmp(e.name, name) != 0)
+			continue;
+		found = 1;
+		(void)snprintf(u->name, sizeof(u->name), "%s", e.name);
+		u->have_ids = parse_id(e.uid, &uid) == 0 &&
+		    parse_id(e.gid, &gid) == 0;
+		u->uid = u->have_ids ? (uid_t)uid : 0;
+		u->gid = u->have_ids ? (gid_t)gid : 0;
+		u->system = 0;
+		r = snprintf(u->home, sizeof(u->home), "%s", e.home);
+		if (r < 0 || (size_t)r >= sizeof(u->home))
+			u->home[0] = '\0';
+		(void)snprintf(stored, storedlen, "%s", e.password);
 	}
 	r = ferror(fp);
 	fclose(fp);
 	auth_wipe(line, sizeof(line));
 	if (r) {
-		auth_wipe(dummy, sizeof(dummy));
 		log_errbuf(err, errlen, "%s: read error", file);
+		return -1;
+	}
+	return found;
+}
+
+/*
+ * Find name among the system accounts (uid at least first_uid).  1, 0,
+ * or -1 as passwd_find(); stored is "!" for an account that is locked
+ * or expired, which no password matches.
+ */
+static int
+system_find(const char *name, unsigned long first_uid, struct auth_user *u,
+    char *stored, size_t storedlen, char *err, size_t errlen)
+{
+	const char *hash;
+	struct passwd *pw;
+	struct spwd *sp;
+	long today;
+	int r;
+
+	errno = 0;
+	if ((pw = getpwnam(name)) == NULL) {
+		if (errno == 0 || errno == ENOENT || errno == ESRCH)
+			return 0;
+		log_errbuf(err, errlen, "getpwnam: %s", strerror(errno));
+		return -1;
+	}
+	if ((unsigned long)pw->pw_uid < first_uid || pw->pw_uid == 0)
+		return 0;	/* a system account, not a mail user */
+	(void)snprintf(u->name, sizeof(u->name), "%s", pw->pw_name);
+	u->uid = pw->pw_uid;
+	u->gid = pw->pw_gid;
+	u->have_ids = 1;
+	u->system = 1;
+	r = snprintf(u->home, sizeof(u->home), "%s", pw->pw_dir);
+	if (r < 0 || (size_t)r >= sizeof(u->home))
+		u->home[0] = '\0';
+	hash = pw->pw_passwd;
+	if ((sp = getspnam(name)) != NULL) {
+		hash = sp->sp_pwdp;
+		today = (long)(time(NULL) / 86400);
+		if (sp->sp_expire >= 0 && sp->sp_expire <= today)
+			hash = "!";	/* the account has expired */
+	}
+	/* "!" and "*" lock an account; crypt(3) would reject them fast. */
+	if (hash == NULL || hash[0] == '!' || hash[0] == '*' ||
+	    hash[0] == '\0')
+		hash = "!";
+	(void)snprintf(stored, storedlen, "%s", hash);
+	return 1;
+}
+
+/* APOP (RFC 1939 section 7): MD5 of timestamp and a {PLAIN} secret. */
+static int
+apop_check(const char *stored, const char *timestamp, const char *digest)
+{
+	char buf[PASSWD_LINE_MAX + 256], hex[2 * MD5_DIGEST_LEN + 1];
+	char lower[2 * MD5_DIGEST_LEN + 1];
+	size_t i;
+	int n, ok;
+
+	for (i = 0; i < sizeof(lower) - 1 && digest[i] != '\0'; i++)
+		lower[i] = (char)tolower((unsigned char)digest[i]);
+	lower[i] = '\0';
+	n = snprintf(buf, sizeof(buf), "%s%s", timestamp,
+	    strncmp(stored, "{PLAIN}", 7) == 0 ? stored + 7 : "");
+	md5_hex(buf, n > 0 ? strlen(buf) : 0, hex);
+	auth_wipe(buf, sizeof(buf));
+	ok = equal_ct(hex, lower) && digest[i] == '\0';
+	/* Only a secret kept in clear can make the digest. */
+	return ok && strncmp(stored, "{PLAIN}", 7) == 0;
+}
+
+/* Check a request against a stored password.  1 when it matches. */
+static int
+verify(const char *stored, const struct auth_request *req)
+{
+	if (req->apop)
+		return apop_check(stored, req->timestamp, req->secret);
+	return auth_check_password(stored, req->secret);
+}
+
+enum auth_result
+auth_passwd_file(const char *file, const char *name, const char *password,
+    struct auth_user *u, char *err, size_t errlen)
+{
+	struct auth_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.db[0].type = AUTH_DB_FILE;
+	cfg.db[0].path = file;
+	cfg.ndb = 1;
+	return auth_check(&cfg, &(struct auth_request){ .name = name,
+	    .secret = password, .timestamp = "" }, u, err, errlen);
+}
+
+/*
+ * The exit status of child pid, waiting at most secs seconds before it
+ * is killed; -1 when it had to be.
+ */
+static int
+wait_bounded(pid_t pid, unsigned int secs)
+{
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+	unsigned int n;
+	int status;
+
+	for (n = 0; n < secs * 100; n++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return status;
+		(void)nanosleep(&tick, NULL);
+	}
+	(void)kill(pid, SIGKILL);
+	(void)waitpid(pid, &status, 0);
+	return -1;
+}
+
+/*
+ * Read what checkpassword's subprogram reported on fd 4 into *u: three
+ * lines, uid, gid and home.  0 or -1.
+ */
+static int
+checkpassword_identity(char *reply, const char *name, struct auth_user *u)
+{
+	char *line[3], *p = reply;
+	unsigned long uid, gid;
+	size_t i;
+	int n;
+
+	for (i = 0; i < 3; i++) {
+		line[i] = p;
+		if ((p = strchr(p, '\n')) == NULL)
+			return -1;
+		*p++ = '\0';
+	}
+	if (parse_id(line[0], &uid) == -1 || parse_id(line[1], &gid) == -1)
+		return -1;
+	n = snprintf(u->home, sizeof(u->home), "%s", line[2]);
+	if (n < 0 || (size_t)n >= sizeof(u->home))
+		return -1;
+	(void)snprintf(u->name, sizeof(u->name), "%s", name);
+	u->uid = (uid_t)uid;
+	u->gid = (gid_t)gid;
+	u->have_ids = 1;
+	u->system = 0;
+	return 0;
+}
+
+/*
+ * Run a checkpassword program (the qmail interface): fd 3 carries
+ * "name\0secret\0timestamp\0"; exit 0 is a match, 1 a mismatch, any
+ * other status a temporary failure.  On a match the program runs pop3d
+ * --checkpassword-reply as the user, which tells uid, gid and home on
+ * fd 4.
+ */
+static enum auth_result
+checkpassword(const struct auth_config *cfg, const char *prog,
+    const struct auth_request *req, struct auth_user *u, char *err,
+    size_t errlen)
+{
+	char data[3 * 512], reply[PATH_MAX_POP3 + 64], remote[80];
+	char argv0[PATH_MAX_POP3], self[PATH_MAX_POP3];
+	char reply_opt[] = "--checkpassword-reply";
+	char *const argv[] = { argv0, self, reply_opt, NULL };
+	char path[] = "PATH=/usr/local/bin:/usr/bin:/bin", proto[] = "PROTO=TCP";
+	char *const envp[] = { path, proto, remote, NULL };
+	struct pollfd pfd;
+	size_t dlen = 0, rlen = 0;
+	int in[2], out[2], status, n;
+	pid_t pid;
+
+	n = snprintf(data, sizeof(data), "%s%c%s%c%s%c", req->name, 0,
+	    req->secret, 0, req->timestamp, 0);
+	if (n < 0 || (size_t)n >= sizeof(data)) {
+		log_errbuf(err, errlen, "checkpassword: request too long");
+		return AUTH_FAIL;
+	}
+	dlen = (size_t)n;
+	(void)snprintf(remote, sizeof(remote), "TCPREMOTEIP=%s",
+	    cfg->remote != NULL ? cfg->remote : "");
+	(void)snprintf(argv0, sizeof(argv0), "%s", prog);
+	(void)snprintf(self, sizeof(self), "%s", cfg->self);
+	if (pipe(in) == -1)
+		goto syserr;
+	if (pipe(out) == -1) {
+		close(in[0]);
+		close(in[1]);
+		goto syserr;
+	}
+	if ((pid = fork()) == -1) {
+		close(in[0]);
+		close(in[1]);
+		close(out[0]);
+		close(out[1]);
+		goto syserr;
+	}
+	if (pid == 0) {
+		/* fd 3: the request; fd 4: the reply; no other fds.  Both
+		 * are moved out of the way first, as either may be 3 or 4. */
+		in[0] = fcntl(in[0], F_DUPFD, 10);
+		out[1] = fcntl(out[1], F_DUPFD, 10);
+		if (in[0] == -1 || out[1] == -1 || dup2(in[0], 3) == -1 ||
+		    dup2(out[1], 4) == -1)
+			_exit(111);
+		closefrom(5);
+		execve(prog, argv, envp);
+		_exit(111);
+	}
+	close(in[0]);
+	close(out[1]);
+	/* The program may exit without reading: no SIGPIPE (ignored). */
+	n = write(in[1], data, dlen) == (ssize_t)dlen;
+	auth_wipe(data, sizeof(data));
+	close(in[1]);
+	/* The reply, within a bounded time; then the exit status. */
+	pfd.fd = out[0];
+	pfd.events = POLLIN;
+	while (rlen < sizeof(reply) - 1 &&
+	    poll(&pfd, 1, CHECKPASSWORD_TIMEOUT * 1000) == 1) {
+		ssize_t r = read(out[0], reply + rlen, sizeof(reply) - 1 - rlen);
+
+		if (r <= 0)
+			break;
+		rlen += (size_t)r;
+	}
+	reply[rlen] = '\0';
+	close(out[0]);
+	status = wait_bounded(pid, CHECKPASSWORD_TIMEOUT);
+	if (!n || status == -1 || !WIFEXITED(status)) {
+		log_errbuf(err, errlen, "checkpassword %s failed", prog);
 		return AUTH_TEMP;
 	}
-	/* An unknown user is checked against some real hash all the same. */
-	r = auth_check_password(dummy[0] != '\0' ? dummy : dummy_hash,
-	    password);
+	switch (WEXITSTATUS(status)) {
+	case 0:
+		if (checkpassword_identity(reply, req->name, u) == 0)
+			return AUTH_OK;
+		log_errbuf(err, errlen, "checkpassword %s: no identity reported",
+		    prog);
+		return AUTH_TEMP;
+	case 1:
+		(void)snprintf(u->name, sizeof(u->name), "%s", req->name);
+		log_errbuf(err, errlen, "checkpassword refused");
+		return AUTH_FAIL;
+	default:
+		log_errbuf(err, errlen, "checkpassword %s: exit %d", prog,
+		    WEXITSTATUS(status));
+		return AUTH_TEMP;
+	}
+syserr:
+	auth_wipe(data, sizeof(data));
+	log_errbuf(err, errlen, "checkpassword: %s", strerror(errno));
+	return AUTH_TEMP;
+}
+
+enum auth_result
+auth_check(const struct auth_config *cfg, const struct auth_request *req,
+    struct auth_user *u, char *err, size_t errlen)
+{
+	char stored[PASSWD_LINE_MAX], dummy[PASSWD_LINE_MAX];
+	size_t i;
+	int found = 0, ok;
+
+	memset(u, 0, sizeof(*u));
+	stored[0] = dummy[0] = '\0';
+	for (i = 0; i < cfg->ndb && !found; i++) {
+		switch (cfg->db[i].type) {
+		case AUTH_DB_FILE:
+			found = passwd_find(cfg->db[i].path, req->name, u,
+			    stored, sizeof(stored), dummy, sizeof(dummy),
+			    err, errlen);
+			break;
+		case AUTH_DB_SYSTEM:
+			found = system_find(req->name, cfg->first_uid, u,
+			    stored, sizeof(stored), err, errlen);
+			break;
+		case AUTH_DB_CHECKPASSWORD:
+			auth_wipe(dummy, sizeof(dummy));
+			return checkpassword(cfg, cfg->db[i].path, req, u,
+			    err, errlen);
+		}
+		if (found == -1) {
+			auth_wipe(dummy, sizeof(dummy));
+			return AUTH_TEMP;
+		}
+	}
+	/* Unknown or locked users are checked against a real hash too. */
+	if (!found || stored[0] == '!')
+		(void)verify(dummy[0] != '\0' ? dummy : dummy_hash, req);
+	ok = found && stored[0] != '!' && verify(stored, req);
+	auth_wipe(stored, sizeof(stored));
 	auth_wipe(dummy, sizeof(dummy));
-	if (!have_found) {
+	if (!found) {
+		memset(u, 0, sizeof(*u));
 		log_errbuf(err, errlen, "unknown user");
 		return AUTH_FAIL;
 	}
-	if (!r) {
-		log_errbuf(err, errlen, "wrong password");
+	if (!ok) {
+		log_errbuf(err, errlen, stored[0] == '!' ?
+		    "account locked or expired" : "wrong password");
 		return AUTH_FAIL;
 	}
 	return AUTH_OK;
+}
+
+int
+auth_sasl_plain(char *msg, size_t len, const char **authcid,
+    const char **password)
+{
+	char *authzid = msg, *nul1, *nul2;
+
+	if ((nul1 = memchr(msg, '\0', len)) == NULL ||
+	    (nul2 = memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - msg)))
+	    == NULL || memchr(nul2 + 1, '\0',
+	    len - (size_t)(nul2 + 1 - msg)) != NULL)
+		return -1;	/* exactly two NULs */
+	*authcid = nul1 + 1;
+	*password = nul2 + 1;
+	if (**authcid == '\0' || **password == '\0' ||
+	    strlen(authzid) > 255 || strlen(*authcid) > 255 ||
+	    strlen(*password) > 255)
+		return -1;
+	/* Acting as another user is not allowed (RFC 4616 section 2). */
+	if (*authzid != '\0' && strcmp(authzid, *authcid) != 0)
+		return -1;
+	return 0;
+}
+
+int
+auth_checkpassword_reply(void)
+{
+	const char *home = getenv("HOME");
+	char buf[PATH_MAX_POP3 + 64];
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "%lu\n%lu\n%s\n",
+	    (unsigned long)getuid(), (unsigned long)getgid(),
+	    home != NULL ? home : "");
+	if (n < 0 || (size_t)n >= sizeof(buf) ||
+	    write(4, buf, (size_t)n) != n)
+		return 111;
+	return 0;
 }
 
 int
@@ -221,7 +560,8 @@ auth_become(const struct auth_user *u, char *err, size_t errlen)
 		log_errbuf(err, errlen, "user %s has uid 0", u->name);
 		return -1;
 	}
-	if (setgroups(1, &u->gid) == -1 || setgid(u->gid) == -1 ||
+	if ((u->system ? initgroups(u->name, u->gid) :
+	    setgroups(1, &u->gid)) == -1 || setgid(u->gid) == -1 ||
 	    setuid(u->uid) == -1) {
 		log_errbuf(err, errlen, "cannot become %lu:%lu: %s",
 		    (unsigned long)u->uid, (unsigned long)u->gid,

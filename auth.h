@@ -22,6 +22,35 @@ struct auth_user {
 	uid_t	uid;
 	gid_t	gid;
 	int	have_ids;	/* uid and gid were given */
+	int	system;		/* a system account: initgroups() applies */
+};
+
+/* The user databases, asked in order: the first that knows a user decides. */
+enum auth_db_type {
+	AUTH_DB_FILE,		/* a passwd-file */
+	AUTH_DB_SYSTEM,		/* getpwnam + getspnam */
+	AUTH_DB_CHECKPASSWORD	/* a qmail checkpassword program */
+};
+
+#define AUTH_DB_MAX	8
+
+struct auth_config {
+	struct {
+		enum auth_db_type	 type;
+		const char		*path;	/* file or program */
+	}		 db[AUTH_DB_MAX];
+	size_t		 ndb;
+	unsigned long	 first_uid;	/* lowest uid of a system account */
+	const char	*self;		/* pop3d, as checkpassword's subprogram */
+	const char	*remote;	/* client address, for checkpassword */
+};
+
+/* One login attempt. */
+struct auth_request {
+	const char	*name;
+	const char	*secret;	/* the password, or APOP's digest */
+	const char	*timestamp;	/* the greeting's APOP timestamp, or "" */
+	int		 apop;		/* secret is an APOP digest */
 };
 
 enum auth_result {
@@ -68,6 +97,31 @@ int	auth_check_password(const char *stored, const char *password);
 enum auth_result auth_passwd_file(const char *file, const char *name,
 	    const char *password, struct auth_user *u, char *err,
 	    size_t errlen);
+
+/*
+ * Check a login against the databases of cfg, in order; the first that
+ * knows the user decides (a checkpassword program knows everyone).
+ * Unknown users cost what known ones do.  On AUTH_OK *u is filled in;
+ * on AUTH_FAIL u->name is set only if the user exists.  err says why,
+ * for the log.
+ */
+enum auth_result auth_check(const struct auth_config *cfg,
+	    const struct auth_request *req, struct auth_user *u, char *err,
+	    size_t errlen);
+
+/*
+ * Split a SASL PLAIN message (RFC 4616) of len octets, NUL-terminated
+ * after them: authzid NUL authcid NUL password.  The authzid must be
+ * empty or the authcid; the others 1 to 255 octets.  0, or -1.
+ */
+int	auth_sasl_plain(char *msg, size_t len, const char **authcid,
+	    const char **password);
+
+/*
+ * checkpassword's subprogram: report the identity checkpassword gave
+ * (uid, gid, $HOME) on fd 4, for auth_check().  Returns an exit status.
+ */
+int	auth_checkpassword_reply(void);
 
 /*
  * Become u when running as root: setgroups, setgid, setuid, each

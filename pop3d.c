@@ -30,11 +30,26 @@ enum {
 	OPT_FAIL_DELAY,
 	OPT_TLS,
 	OPT_ALLOW_PLAINTEXT,
-	OPT_PROXY_PROTOCOL
+	OPT_PROXY_PROTOCOL,
+	OPT_FIRST_UID,
+	OPT_CHECKPASSWORD,
+	OPT_CHECKPASSWORD_REPLY,
+	OPT_APOP,
+	OPT_MAX_FAILURES,
+	OPT_LOGIN_DELAY,
+	OPT_EXPIRE
 };
 
 static const struct option long_options[] = {
 	{ "users", required_argument, NULL, 'u' },
+	{ "system", no_argument, NULL, 'S' },
+	{ "first-uid", required_argument, NULL, OPT_FIRST_UID },
+	{ "checkpassword", required_argument, NULL, OPT_CHECKPASSWORD },
+	{ "checkpassword-reply", no_argument, NULL, OPT_CHECKPASSWORD_REPLY },
+	{ "apop", no_argument, NULL, OPT_APOP },
+	{ "max-failures", required_argument, NULL, OPT_MAX_FAILURES },
+	{ "login-delay", required_argument, NULL, OPT_LOGIN_DELAY },
+	{ "expire", required_argument, NULL, OPT_EXPIRE },
 	{ "mail", required_argument, NULL, 'm' },
 	{ "timeout", required_argument, NULL, 't' },
 	{ "log", required_argument, NULL, OPT_LOG },
@@ -50,6 +65,7 @@ static const struct option long_options[] = {
 
 static void	usage(FILE *);
 static int	parse_uint(const char *, unsigned long, unsigned int *);
+static int	bad_number(const char *, const char *);
 static int	hash_password(void);
 static int	is_loopback(const char *);
 static const char *remote_address(char *, size_t, int *);
@@ -60,6 +76,14 @@ usage(FILE *fp)
 	(void)fprintf(fp,
 	    "usage: pop3d [options]    one POP3 session on stdin/stdout\n"
 	    "  -u, --users FILE      passwd-file of virtual users\n"
+	    "  -S, --system          system accounts (passwd, shadow)\n"
+	    "      --first-uid N     lowest uid of a system account, %d\n"
+	    "      --checkpassword PROG  a qmail checkpassword program\n"
+	    "                        (user databases: in the order given)\n"
+	    "      --apop            offer APOP ({PLAIN} secrets only)\n"
+	    "      --max-failures N  failed logins before closing, %d\n"
+	    "      --login-delay SECS    minimum time between logins\n"
+	    "      --expire DAYS     remove messages DAYS after retrieval\n"
 	    "  -m, --mail SPEC       mailbox, default maildir:~/Maildir\n"
 	    "  -t, --timeout SECS    idle timeout, default %d\n"
 	    "      --fail-delay MS   delay after a failed login, default %d\n"
@@ -70,7 +94,8 @@ usage(FILE *fp)
 	    "      --hash-password   read a password, print a hash for FILE\n"
 	    "  -V, --version         print the version\n"
 	    "  -h, --help            print this help\n",
-	    POP3_TIMEOUT_DEFAULT, POP3_FAIL_DELAY_MS);
+	    AUTH_FIRST_UID, POP3_MAX_FAILURES, POP3_TIMEOUT_DEFAULT,
+	    POP3_FAIL_DELAY_MS);
 }
 
 /* A decimal number from 0 to max, strictly.  0 or -1. */
@@ -90,6 +115,14 @@ parse_uint(const char *s, unsigned long max, unsigned int *v)
 	}
 	*v = (unsigned int)n;
 	return 0;
+}
+
+/* Say that an option's number is out of range; the usage status. */
+static int
+bad_number(const char *option, const char *value)
+{
+	(void)fprintf(stderr, "pop3d: bad %s: %s\n", option, value);
+	return EXIT_USAGE;
 }
 
 /* --hash-password: one line from stdin, without echo on a terminal. */
@@ -202,6 +235,8 @@ main(int argc, char *argv[])
 {
 	struct session_config cfg;
 	char remote[INET6_ADDRSTRLEN + 1];
+	char self[PATH_MAX_POP3];
+	unsigned int n;
 	int c, log_stderr = 0, tls = 0, allow_plaintext = 0, proxy = 0, near;
 	enum proxy_result pr = PROXY_LOCAL;
 
@@ -209,11 +244,49 @@ main(int argc, char *argv[])
 	cfg.mail_spec = "maildir:~/Maildir";
 	cfg.timeout = POP3_TIMEOUT_DEFAULT;
 	cfg.fail_delay_ms = POP3_FAIL_DELAY_MS;
-	while ((c = getopt_long(argc, argv, "u:m:t:Vh", long_options,
+	cfg.max_failures = POP3_MAX_FAILURES;
+	cfg.auth.first_uid = AUTH_FIRST_UID;
+	memset(self, 0, sizeof(self));
+	while ((c = getopt_long(argc, argv, "u:Sm:t:Vh", long_options,
 	    NULL)) != -1) {
 		switch (c) {
 		case 'u':
-			cfg.users_file = optarg;
+		case 'S':
+		case OPT_CHECKPASSWORD:
+			if (cfg.auth.ndb == AUTH_DB_MAX) {
+				(void)fprintf(stderr, "pop3d: at most %d user "
+				    "databases\n", AUTH_DB_MAX);
+				return EXIT_USAGE;
+			}
+			cfg.auth.db[cfg.auth.ndb].type = c == 'u' ?
+			    AUTH_DB_FILE : c == 'S' ? AUTH_DB_SYSTEM :
+			    AUTH_DB_CHECKPASSWORD;
+			cfg.auth.db[cfg.auth.ndb++].path = optarg;
+			break;
+		case OPT_FIRST_UID:
+			if (parse_uint(optarg, UINT32_MAX, &n) == -1)
+				return bad_number("first-uid", optarg);
+			cfg.auth.first_uid = n;
+			break;
+		case OPT_CHECKPASSWORD_REPLY:
+			return auth_checkpassword_reply();
+		case OPT_APOP:
+			cfg.apop = 1;
+			break;
+		case OPT_MAX_FAILURES:
+			if (parse_uint(optarg, 1000, &cfg.max_failures) == -1 ||
+			    cfg.max_failures == 0)
+				return bad_number("max-failures", optarg);
+			break;
+		case OPT_LOGIN_DELAY:
+			if (parse_uint(optarg, 86400 * 366,
+			    &cfg.login_delay) == -1)
+				return bad_number("login-delay", optarg);
+			break;
+		case OPT_EXPIRE:
+			if (parse_uint(optarg, 36500, &cfg.expire_days) == -1)
+				return bad_number("expire", optarg);
+			cfg.expire = 1;
 			break;
 		case 'm':
 			cfg.mail_spec = optarg;
@@ -271,10 +344,16 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (cfg.users_file == NULL) {
-		(void)fprintf(stderr, "pop3d: no user database: use -u FILE\n");
+	if (cfg.auth.ndb == 0) {
+		(void)fprintf(stderr, "pop3d: no user database: use -u FILE, "
+		    "-S or --checkpassword PROG\n");
 		return EXIT_USAGE;
 	}
+	/* checkpassword runs this program again as its subprogram. */
+	if (readlink("/proc/self/exe", self, sizeof(self) - 1) > 0)
+		cfg.auth.self = self;
+	else
+		cfg.auth.self = argv[0];
 	umask(077);
 	(void)signal(SIGPIPE, SIG_IGN);
 	log_init(log_stderr);
@@ -286,6 +365,7 @@ main(int argc, char *argv[])
 		near = is_loopback(remote);
 	} else
 		cfg.remote = remote_address(remote, sizeof(remote), &near);
+	cfg.auth.remote = cfg.remote;
 	if (pr == PROXY_BAD) {
 		log_msg(LOG_WARNING, "connection refused: rip=%s reason=missing "
 		    "or malformed PROXY protocol header", cfg.remote);

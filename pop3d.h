@@ -16,6 +16,11 @@
 /* The first line of any reply, CRLF included (RFC 1939 section 3). */
 #define POP3_REPLY_MAX		512
 
+/* A SASL response line (RFC 5034 section 4 sets no limit): room for a
+ * PLAIN message of three 255-octet fields, base64-encoded. */
+#define SASL_LINE_MAX		2048
+#define SASL_DECODED_MAX	(SASL_LINE_MAX / 4 * 3)
+
 /* Idle timeout in seconds; RFC 1939 section 3 asks for at least 600. */
 #define POP3_TIMEOUT_DEFAULT	600
 /* Failed logins allowed in one session before it is closed. */
@@ -24,6 +29,12 @@
 #define POP3_FAIL_DELAY_MS	1000
 /* Unknown or malformed commands in a row before the session is closed. */
 #define POP3_MAX_BAD_COMMANDS	20
+
+/* The lowest uid of a system account that may read mail (--first-uid). */
+#define AUTH_FIRST_UID		1000
+
+/* Seconds a checkpassword program may take before it is killed. */
+#define CHECKPASSWORD_TIMEOUT	30
 
 /* A user name, in octets (it ends up in paths and log lines). */
 #define USER_NAME_MAX		64

@@ -10,6 +10,7 @@
  */
 #include <sys/types.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "base64.h"
 #include "log.h"
 #include "pop3d.h"
 #include "session.h"
@@ -66,6 +68,7 @@ struct session {
 	char		 out[OUT_BUF_SIZE];
 	size_t		 out_len;
 
+	char		 timestamp[128];	/* APOP's, in the greeting */
 	char		 user[USER_NAME_MAX + 1];	/* given by USER */
 	char		 logname[USER_NAME_MAX + 1];	/* for log lines */
 	int		 failures;	/* failed logins */
@@ -96,12 +99,13 @@ static int	out_put(struct session *, const char *, size_t);
 static int	out_emit(void *, const char *, size_t);
 static void	reply(struct session *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
-static enum read_result read_line(struct session *, char **);
+static enum read_result read_line(struct session *, char **, size_t);
 static int	input_wait(struct session *, const struct timespec *);
 static int	split_args(char *, char **, int);
 static int	parse_number(const char *, uint64_t *);
 static int	get_msg(struct session *, const char *, size_t *);
 static enum cmd_result dispatch(struct session *, char *);
+static void	apop_timestamp(char *, size_t);
 static void	fail_delay(const struct session *);
 static enum cmd_result plaintext_refused(struct session *);
 static enum cmd_result login(struct session *, const struct auth_user *);
@@ -109,6 +113,14 @@ static enum cmd_result send_message(struct session *, size_t, long);
 static enum cmd_result cmd_capa(struct session *, char *);
 static enum cmd_result cmd_user(struct session *, char *);
 static enum cmd_result cmd_pass(struct session *, char *);
+static enum cmd_result cmd_auth(struct session *, char *);
+static enum cmd_result cmd_apop(struct session *, char *);
+static enum cmd_result auth_failed(struct session *, const char *,
+		    const char *);
+static enum cmd_result authenticate(struct session *,
+		    const struct auth_request *);
+static enum cmd_result sasl_response(struct session *, const char *,
+		    const char *, unsigned char *, size_t, size_t *);
 static enum cmd_result cmd_quit(struct session *, char *);
 static enum cmd_result cmd_stat(struct session *, char *);
 static enum cmd_result cmd_list(struct session *, char *);
@@ -124,6 +136,8 @@ static const struct command commands[] = {
 	{ "CAPA", STATE_AUTH | STATE_TRANS, cmd_capa },
 	{ "USER", STATE_AUTH, cmd_user },
 	{ "PASS", STATE_AUTH, cmd_pass },
+	{ "AUTH", STATE_AUTH, cmd_auth },
+	{ "APOP", STATE_AUTH, cmd_apop },
 	{ "QUIT", STATE_AUTH | STATE_TRANS, cmd_quit },
 	{ "STAT", STATE_TRANS, cmd_stat },
 	{ "LIST", STATE_TRANS, cmd_list },
@@ -248,12 +262,12 @@ input_wait(struct session *s, const struct timespec *deadline)
 }
 
 /*
- * Read the next command line into *line, without its CRLF or LF.  A
- * line longer than POP3_LINE_MAX is dropped up to its LF and reported
- * as READ_TOOLONG.  The idle timeout runs from the call.
+ * Read the next line into *line, without its CRLF or LF.  A line longer
+ * than max octets (POP3_LINE_MAX for commands) is dropped up to its LF
+ * and reported as READ_TOOLONG.  The idle timeout runs from the call.
  */
 static enum read_result
-read_line(struct session *s, char **line)
+read_line(struct session *s, char **line, size_t max)
 {
 	struct timespec deadline;
 	char *start, *lf;
@@ -268,8 +282,7 @@ read_line(struct session *s, char **line)
 		len = s->in_end - s->in_start;
 		if ((lf = memchr(start, '\n', len)) != NULL) {
 			s->in_start += (size_t)(lf - start) + 1;
-			if (s->discarding ||
-			    (size_t)(lf - start) + 1 > POP3_LINE_MAX) {
+			if (s->discarding || (size_t)(lf - start) + 1 > max) {
 				s->discarding = 0;
 				return READ_TOOLONG;
 			}
@@ -281,7 +294,7 @@ read_line(struct session *s, char **line)
 			*line = start;
 			return READ_LINE;
 		}
-		if (len >= POP3_LINE_MAX) {
+		if (len >= max) {
 			s->discarding = 1;	/* no LF in time: drop it all */
 			s->in_start = s->in_end = 0;
 		} else if (s->in_start > 0) {
@@ -377,8 +390,13 @@ cmd_capa(struct session *s, char *args)
 	reply(s, "UIDL");
 	reply(s, "RESP-CODES");
 	reply(s, "PIPELINING");
-	reply(s, "EXPIRE NEVER");
-	reply(s, "LOGIN-DELAY 0");
+	if (s->state == STATE_AUTH && s->cfg->plaintext_ok)
+		reply(s, "SASL PLAIN LOGIN");
+	if (s->cfg->expire)
+		reply(s, "EXPIRE %u", s->cfg->expire_days);
+	else
+		reply(s, "EXPIRE NEVER");
+	reply(s, "LOGIN-DELAY %u", s->cfg->login_delay);
 	reply(s, "AUTH-RESP-CODE");
 	reply(s, "IMPLEMENTATION pop3d");
 	reply(s, ".");
@@ -437,43 +455,23 @@ fail_delay(const struct session *s)
 		;
 }
 
+/*
+ * A login failed for the user's credentials: log it, wait, and close the
+ * session after too many.  logname is the name if the user exists, else
+ * UNKNOWN: an unknown name may be a password typed in the wrong place.
+ */
 static enum cmd_result
-cmd_pass(struct session *s, char *args)
+auth_failed(struct session *s, const char *logname, const char *why)
 {
-	struct auth_user u;
-	char err[256];
-	enum auth_result r;
+	unsigned int max = s->cfg->max_failures ? s->cfg->max_failures :
+	    POP3_MAX_FAILURES;
 
-	if (!s->cfg->plaintext_ok) {
-		auth_wipe(args, strlen(args));
-		return plaintext_refused(s);
-	}
-	if (s->user[0] == '\0') {
-		auth_wipe(args, strlen(args));
-		reply(s, "-ERR USER first");
-		return CMD_BAD;
-	}
-	memset(&u, 0, sizeof(u));
-	err[0] = '\0';
-	r = auth_passwd_file(s->cfg->users_file, s->user, args, &u, err,
-	    sizeof(err));
-	auth_wipe(args, strlen(args));
-	if (r == AUTH_OK)
-		return login(s, &u);
-	if (r == AUTH_TEMP) {
-		log_msg(LOG_ERR, "login failed: user=%s rip=%s: %s", s->user,
-		    s->cfg->remote, err);
-		reply(s, "-ERR [SYS/TEMP] Authentication is unavailable, "
-		    "try again later");
-		return CMD_CLOSE;
-	}
-	/* An unknown name may be a password typed in the wrong place. */
 	s->failures++;
-	log_msg(LOG_NOTICE, "login failed: user=%s rip=%s reason=%s",
-	    u.name[0] != '\0' ? s->user : "UNKNOWN", s->cfg->remote, err);
+	log_msg(LOG_NOTICE, "login failed: user=%s rip=%s reason=%s", logname,
+	    s->cfg->remote, why);
 	s->user[0] = '\0';
 	fail_delay(s);
-	if (s->failures >= POP3_MAX_FAILURES) {
+	if ((unsigned int)s->failures >= max) {
 		reply(s, "-ERR [AUTH] Authentication failed, closing "
 		    "connection");
 		return CMD_CLOSE;
@@ -482,11 +480,198 @@ cmd_pass(struct session *s, char *args)
 	return CMD_OK;
 }
 
+/* Check a login request, and on success open the mailbox. */
+static enum cmd_result
+authenticate(struct session *s, const struct auth_request *req)
+{
+	struct auth_user u;
+	char err[256];
+	enum auth_result r;
+
+	err[0] = '\0';
+	if (!auth_name_valid(req->name))
+		return auth_failed(s, "UNKNOWN", "invalid user name");
+	r = auth_check(&s->cfg->auth, req, &u, err, sizeof(err));
+	if (r == AUTH_OK)
+		return login(s, &u);
+	if (r == AUTH_TEMP) {
+		log_msg(LOG_ERR, "login failed: user=%s rip=%s: %s",
+		    u.name[0] != '\0' ? req->name : "UNKNOWN", s->cfg->remote,
+		    err);
+		reply(s, "-ERR [SYS/TEMP] Authentication is unavailable, "
+		    "try again later");
+		return CMD_CLOSE;
+	}
+	return auth_failed(s, u.name[0] != '\0' ? req->name : "UNKNOWN", err);
+}
+
+static enum cmd_result
+cmd_pass(struct session *s, char *args)
+{
+	struct auth_request req = { .name = s->user, .secret = args,
+	    .timestamp = s->timestamp };
+	enum cmd_result r;
+
+	if (!s->cfg->plaintext_ok)
+		r = plaintext_refused(s);
+	else if (s->user[0] == '\0') {
+		reply(s, "-ERR USER first");
+		r = CMD_BAD;
+	} else
+		r = authenticate(s, &req);
+	auth_wipe(args, strlen(args));
+	return r;
+}
+
+/* APOP name digest (RFC 1939 section 7), with --apop only. */
+static enum cmd_result
+cmd_apop(struct session *s, char *args)
+{
+	struct auth_request req = { .timestamp = s->timestamp, .apop = 1 };
+	char *argv[2];
+
+	if (!s->cfg->apop) {
+		reply(s, "-ERR APOP is not available");
+		return CMD_BAD;
+	}
+	if (split_args(args, argv, 2) != 2) {
+		reply(s, "-ERR Usage: APOP name digest");
+		return CMD_BAD;
+	}
+	req.name = argv[0];
+	req.secret = argv[1];
+	return authenticate(s, &req);
+}
+
+/*
+ * Read a client response to a SASL challenge, decoded into buf (NUL-
+ * terminated after *len octets).  Returns CMD_OK with the response,
+ * or the command's result when there is none: "*" cancels (RFC 5034
+ * section 4), bad base64 is refused, and a client gone ends the session.
+ */
+static enum cmd_result
+sasl_response(struct session *s, const char *challenge, const char *initial,
+    unsigned char *buf, size_t buflen, size_t *len)
+{
+	char *line = (char *)(uintptr_t)initial;
+	ssize_t n;
+
+	if (line == NULL) {
+		reply(s, "+ %s", challenge);
+		switch (read_line(s, &line, SASL_LINE_MAX)) {
+		case READ_LINE:
+			break;
+		case READ_TOOLONG:
+		case READ_INVALID:
+			reply(s, "-ERR Invalid SASL response");
+			return CMD_BAD;
+		default:
+			return CMD_CLOSE;
+		}
+	}
+	if (strcmp(line, "*") == 0) {
+		reply(s, "-ERR Authentication cancelled");
+		return CMD_BAD;
+	}
+	/* "=" is an empty initial response. */
+	n = strcmp(line, "=") == 0 && initial != NULL ? 0 :
+	    base64_decode(line, strlen(line), buf, buflen - 1);
+	auth_wipe(line, strlen(line));
+	if (n < 0) {
+		reply(s, "-ERR Invalid base64 data");
+		return CMD_BAD;
+	}
+	buf[n] = '\0';
+	*len = (size_t)n;
+	return CMD_OK;
+}
+
+/*
+ * AUTH (RFC 5034) with PLAIN (RFC 4616) or LOGIN; bare AUTH lists the
+ * mechanisms, as RFC 1734 clients expect.
+ */
+static enum cmd_result
+cmd_auth(struct session *s, char *args)
+{
+	unsigned char user[SASL_DECODED_MAX + 1], pass[SASL_DECODED_MAX + 1];
+	struct auth_request req = { .timestamp = s->timestamp };
+	const char *authcid, *password;
+	char *argv[2] = { NULL, NULL };
+	enum cmd_result r;
+	size_t ulen, plen;
+	int plain;
+
+	/* The initial response may be longer than POP3_ARG_MAX. */
+	argv[0] = args + strspn(args, " ");
+	if ((argv[1] = strchr(argv[0], ' ')) != NULL) {
+		*argv[1]++ = '\0';
+		argv[1] += strspn(argv[1], " ");
+		argv[1][strcspn(argv[1], " ")] = '\0';
+		if (*argv[1] == '\0')
+			argv[1] = NULL;
+	}
+	if (*argv[0] == '\0') {
+		reply(s, "+OK Mechanisms follow");
+		if (s->cfg->plaintext_ok) {
+			reply(s, "PLAIN");
+			reply(s, "LOGIN");
+		}
+		reply(s, ".");
+		return CMD_OK;
+	}
+	plain = strcasecmp(argv[0], "PLAIN") == 0;
+	if (!plain && strcasecmp(argv[0], "LOGIN") != 0) {
+		reply(s, "-ERR Unsupported authentication mechanism");
+		return CMD_BAD;
+	}
+	if (!s->cfg->plaintext_ok) {
+		if (argv[1] != NULL)
+			auth_wipe(argv[1], strlen(argv[1]));
+		return plaintext_refused(s);
+	}
+	if (plain) {
+		r = sasl_response(s, "", argv[1], pass, sizeof(pass), &plen);
+		if (r != CMD_OK)
+			return r;
+		if (auth_sasl_plain((char *)pass, plen, &authcid,
+		    &password) == -1) {
+			auth_wipe(pass, sizeof(pass));
+			return auth_failed(s, "UNKNOWN", "malformed PLAIN "
+			    "response");
+		}
+		req.name = authcid;
+		req.secret = password;
+	} else {
+		/* "Username:" and "Password:", as the LOGIN draft has it. */
+		r = sasl_response(s, "VXNlcm5hbWU6", argv[1], user,
+		    sizeof(user), &ulen);
+		if (r == CMD_OK)
+			r = sasl_response(s, "UGFzc3dvcmQ6", NULL, pass,
+			    sizeof(pass), &plen);
+		if (r != CMD_OK) {
+			auth_wipe(pass, sizeof(pass));
+			return r;
+		}
+		if (strlen((char *)user) != ulen ||
+		    strlen((char *)pass) != plen) {
+			auth_wipe(pass, sizeof(pass));
+			return auth_failed(s, "UNKNOWN", "NUL in LOGIN "
+			    "response");
+		}
+		req.name = (char *)user;
+		req.secret = (char *)pass;
+	}
+	r = authenticate(s, &req);
+	auth_wipe(pass, sizeof(pass));
+	return r;
+}
+
 /* The password was right: become the user and open the mailbox. */
 static enum cmd_result
 login(struct session *s, const struct auth_user *u)
 {
 	char path[PATH_MAX_POP3], err[512];
+	struct store_options opts;
 	enum store_result r;
 	size_t i;
 
@@ -507,14 +692,21 @@ login(struct session *s, const struct auth_user *u)
 		reply(s, "-ERR [SYS/PERM] No mailbox for this account");
 		return CMD_FAIL;
 	}
-	r = store_open(&s->store, path, err, sizeof(err));
+	opts.login_delay = s->cfg->login_delay;
+	opts.expire_days = s->cfg->expire ? (long)s->cfg->expire_days : -1;
+	r = store_open(&s->store, path, &opts, err, sizeof(err));
 	if (r != STORE_OK) {
-		log_msg(r == STORE_INUSE ? LOG_NOTICE : LOG_ERR,
-		    "mailbox not opened: user=%s rip=%s: %s", s->logname,
-		    s->cfg->remote, err);
+		log_msg(r == STORE_INUSE || r == STORE_TOOSOON ? LOG_NOTICE :
+		    LOG_ERR, "mailbox not opened: user=%s rip=%s: %s",
+		    s->logname, s->cfg->remote, err);
 		if (r == STORE_INUSE) {
 			reply(s, "-ERR [IN-USE] Mailbox is locked by another "
 			    "POP3 session");
+			return CMD_CLOSE;
+		}
+		if (r == STORE_TOOSOON) {
+			reply(s, "-ERR [LOGIN-DELAY] Minimum time between "
+			    "logins is %u seconds", s->cfg->login_delay);
 			return CMD_CLOSE;
 		}
 		if (r == STORE_PERM)
@@ -532,8 +724,8 @@ login(struct session *s, const struct auth_user *u)
 	}
 	s->last = s->last_start;
 	s->state = STATE_TRANS;
-	log_msg(LOG_INFO, "login ok: user=%s rip=%s messages=%zu",
-	    s->logname, s->cfg->remote, s->count);
+	log_msg(LOG_INFO, "login ok: user=%s rip=%s messages=%zu expired=%zu",
+	    s->logname, s->cfg->remote, s->count, store_expired(s->store));
 	reply(s, "+OK Logged in, %zu messages (%llu octets)", s->left,
 	    (unsigned long long)s->left_bytes);
 	return CMD_OK;
@@ -783,6 +975,31 @@ cmd_last(struct session *s, char *args)
 	return CMD_OK;
 }
 
+/*
+ * The APOP timestamp of the greeting, unique for the host: <pid.time@host>
+ * (RFC 1939 section 7), with nanoseconds so that two sessions of one
+ * process id never share it.
+ */
+static void
+apop_timestamp(char *buf, size_t len)
+{
+	char host[256];
+	struct timespec now;
+	size_t i;
+
+	if (gethostname(host, sizeof(host)) == -1)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	for (i = 0; host[i] != '\0'; i++)
+		if (!isalnum((unsigned char)host[i]) && host[i] != '-' &&
+		    host[i] != '.')
+			host[i] = '-';
+	clock_gettime(CLOCK_REALTIME, &now);
+	(void)snprintf(buf, len, "<%ld.%lld.%09ld@%.64s>", (long)getpid(),
+	    (long long)now.tv_sec, now.tv_nsec,
+	    host[0] != '\0' ? host : "localhost");
+}
+
 /* Find the command of a line and run it if the state allows. */
 static enum cmd_result
 dispatch(struct session *s, char *line)
@@ -833,9 +1050,13 @@ session_run(const struct session_config *cfg)
 	sigemptyset(&sa.sa_mask);
 	(void)sigaction(SIGALRM, &sa, NULL);
 
-	reply(s, "+OK pop3d ready");
+	if (cfg->apop) {
+		apop_timestamp(s->timestamp, sizeof(s->timestamp));
+		reply(s, "+OK pop3d ready %s", s->timestamp);
+	} else
+		reply(s, "+OK pop3d ready");
 	for (;;) {
-		rr = read_line(s, &line);
+		rr = read_line(s, &line, POP3_LINE_MAX);
 		if (rr == READ_EOF || rr == READ_ERROR)
 			break;
 		if (rr == READ_TIMEOUT) {

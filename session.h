@@ -4,12 +4,20 @@
 #ifndef SESSION_H
 #define SESSION_H
 
+#include "auth.h"
+
 struct session_config {
-	const char	*users_file;	/* passwd-file */
+	struct auth_config auth;	/* the user databases */
 	const char	*mail_spec;	/* "maildir:~/Maildir" */
 	const char	*remote;	/* client address, for log lines */
 	unsigned int	 timeout;	/* idle timeout, seconds */
 	unsigned int	 fail_delay_ms;	/* first failed-login delay */
+	unsigned int	 max_failures;	/* failed logins before closing;
+					   0: POP3_MAX_FAILURES */
+	unsigned int	 login_delay;	/* LOGIN-DELAY, seconds; 0 none */
+	int		 expire;	/* EXPIRE announced and applied */
+	unsigned int	 expire_days;	/* EXPIRE, days */
+	int		 apop;		/* offer APOP: timestamp in greeting */
 	int		 plaintext_ok;	/* USER/PASS allowed: TLS, loopback,
 					   local, or --allow-plaintext */
 	int		 in_fd;		/* commands come from here */

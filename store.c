@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -27,6 +28,7 @@
 #include "stream.h"
 
 #define LOCK_NAME	"pop3d.lock"
+#define LOGIN_STAMP	"pop3d.login"
 #define ARENA_BLOCK	(64 * 1024)
 #define UIDL_MAX	70
 
@@ -56,6 +58,8 @@ struct store {
 	struct msg		*msgs;
 	size_t			 count;
 	size_t			 cap;
+	size_t			 expired;	/* removed at open */
+	time_t			 expire_before;	/* seen and atime older: gone */
 	struct arena_block	*arena;
 };
 
@@ -71,6 +75,9 @@ static DIR	*opendir_at(int);
 static enum store_result maildir_move_new(struct store *, char *, size_t);
 static enum store_result maildir_scan(struct store *, char *, size_t);
 static int	 maildir_add(struct store *, const char *, char *, size_t);
+static int	 maildir_expire(struct store *, const char *);
+static enum store_result maildir_login_delay(struct store *, unsigned int,
+		    char *, size_t);
 static int	 maildir_msg_size(struct store *, const char *, uint64_t *);
 static int	 maildir_find_renamed(struct store *, struct msg *);
 static int	 maildir_seen_name(const char *, char *, size_t);
@@ -334,6 +341,35 @@ maildir_regular(int dirfd, const struct dirent *de)
 }
 
 /*
+ * LOGIN-DELAY: refuse when the stamp is younger than delay seconds, else
+ * renew it.  A stamp that cannot be written is logged, not fatal.
+ */
+static enum store_result
+maildir_login_delay(struct store *st, unsigned int delay, char *err,
+    size_t errlen)
+{
+	struct stat sb;
+	time_t now = time(NULL);
+	int fd;
+
+	if (delay == 0)
+		return STORE_OK;
+	if (fstatat(st->dirfd, LOGIN_STAMP, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    sb.st_mtime <= now && now - sb.st_mtime < (time_t)delay) {
+		log_errbuf(err, errlen, "last login %lld seconds ago",
+		    (long long)(now - sb.st_mtime));
+		return STORE_TOOSOON;
+	}
+	fd = openat(st->dirfd, LOGIN_STAMP,
+	    O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd != -1) {
+		(void)futimens(fd, NULL);
+		close(fd);
+	}
+	return STORE_OK;
+}
+
+/*
  * A directory stream of its own on the directory dirfd is open on: a
  * dup() would share the read position, and a second pass would find
  * nothing.
@@ -419,6 +455,23 @@ maildir_msg_size(struct store *st, const char *name, uint64_t *size)
 	return r;
 }
 
+/*
+ * EXPIRE: remove cur/NAME, a seen message, if it was last retrieved
+ * before expire_before (its atime).  1 when it is gone.
+ */
+static int
+maildir_expire(struct store *st, const char *name)
+{
+	struct stat sb;
+
+	if (fstatat(st->curfd, name, &sb, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    sb.st_atime >= st->expire_before ||
+	    unlinkat(st->curfd, name, 0) == -1)
+		return 0;
+	st->expired++;
+	return 1;
+}
+
 /* Add cur/NAME as a message.  0, 1 when skipped, -1 on error. */
 static int
 maildir_add(struct store *st, const char *name, char *err, size_t errlen)
@@ -456,6 +509,9 @@ maildir_add(struct store *st, const char *name, char *err, size_t errlen)
 	if ((flags = strstr(name, ":2,")) != NULL &&
 	    strchr(flags + 3, 'S') != NULL)
 		m->flags |= MSG_SEEN;
+	if ((m->flags & MSG_SEEN) && st->expire_before != 0 &&
+	    maildir_expire(st, name))
+		return 1;
 
 	/* The UIDL is the unique part of the name if RFC 1939 allows it. */
 	base = store_maildir_base(name);
@@ -517,7 +573,8 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 }
 
 enum store_result
-store_open(struct store **stp, const char *path, char *err, size_t errlen)
+store_open(struct store **stp, const char *path,
+    const struct store_options *opts, char *err, size_t errlen)
 {
 	struct store *st;
 	enum store_result r;
@@ -528,8 +585,12 @@ store_open(struct store **stp, const char *path, char *err, size_t errlen)
 		return STORE_TEMP;
 	}
 	st->dirfd = st->curfd = st->lockfd = -1;
+	if (opts != NULL && opts->expire_days >= 0)
+		st->expire_before = time(NULL) - opts->expire_days * 86400L;
 	if ((r = maildir_open(st, path, err, errlen)) != STORE_OK ||
 	    (r = maildir_lock(st, err, errlen)) != STORE_OK ||
+	    (r = maildir_login_delay(st, opts ? opts->login_delay : 0, err,
+	    errlen)) != STORE_OK ||
 	    (r = maildir_move_new(st, err, errlen)) != STORE_OK ||
 	    (r = maildir_scan(st, err, errlen)) != STORE_OK) {
 		store_close(st);
@@ -537,6 +598,12 @@ store_open(struct store **stp, const char *path, char *err, size_t errlen)
 	}
 	*stp = st;
 	return STORE_OK;
+}
+
+size_t
+store_expired(const struct store *st)
+{
+	return st->expired;
 }
 
 size_t
@@ -664,6 +731,9 @@ maildir_seen_name(const char *name, char *buf, size_t len)
 int
 store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
 {
+	static const struct timespec retrieved[2] = {
+		{ 0, UTIME_NOW }, { 0, UTIME_OMIT }
+	};
 	char seen[NAME_MAX + 1];
 	struct msg *m;
 	size_t i;
@@ -682,10 +752,14 @@ store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
 				    m->name, strerror(errno));
 				(*failed)++;
 			}
-		} else if ((m->flags & MSG_RETRIEVED) &&
-		    maildir_seen_name(m->name, seen, sizeof(seen)) == 0) {
-			/* Best effort: a missing S flag loses nothing. */
-			(void)renameat(st->curfd, m->name, st->curfd, seen);
+		} else if (m->flags & MSG_RETRIEVED) {
+			/* Best effort: a missing S flag loses nothing.  The
+			 * atime says when it was retrieved, for EXPIRE. */
+			if (maildir_seen_name(m->name, seen, sizeof(seen)) == 0 &&
+			    renameat(st->curfd, m->name, st->curfd, seen) == 0)
+				m->name = arena_copy(st, seen, strlen(seen));
+			if (m->name != NULL)
+				(void)utimensat(st->curfd, m->name, retrieved, 0);
 		}
 	}
 	if (fsync(st->curfd) == -1) {

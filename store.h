@@ -16,6 +16,7 @@
 enum store_result {
 	STORE_OK = 0,
 	STORE_INUSE,		/* another session holds the lock */
+	STORE_TOOSOON,		/* the last login was too recent */
 	STORE_TEMP,		/* a failure that may pass: retry later */
 	STORE_PERM		/* a failure that needs the administrator */
 };
@@ -32,13 +33,27 @@ struct store;
 int	store_path(const char *spec, const char *user, const char *home,
 	    char *buf, size_t len, char *err, size_t errlen);
 
+/* What a login asks of the mailbox (RFC 2449 section 6.4 and 6.5). */
+struct store_options {
+	/* Refuse a login sooner than this many seconds after the last one
+	 * (stamp: the mtime of pop3d.login in the Maildir); 0 never. */
+	unsigned int	 login_delay;
+	/* Remove messages seen (S flag) more than this many days ago, by
+	 * their atime, which store_commit() sets; -1 never. */
+	long		 expire_days;
+};
+
 /*
  * Open, lock and scan the Maildir at path, creating it (mode 0700) when
- * it does not exist yet.  On failure *stp is NULL and err says why, for
- * the log.
+ * it does not exist yet; opts may be NULL (no delay, no expiry).  The
+ * login-delay check comes first and changes nothing when it refuses.
+ * On failure *stp is NULL and err says why, for the log.
  */
 enum store_result store_open(struct store **stp, const char *path,
-	    char *err, size_t errlen);
+	    const struct store_options *opts, char *err, size_t errlen);
+
+/* Messages removed by expiry when the store was opened. */
+size_t	store_expired(const struct store *);
 
 /* Messages, numbered 0 .. store_count() - 1 here (1 .. n in POP3). */
 size_t	store_count(const struct store *);
@@ -62,7 +77,8 @@ void	store_set_retrieved(struct store *, size_t i);
 
 /*
  * UPDATE: remove exactly the messages marked deleted, flag the
- * retrieved ones seen, and make it durable.  Returns 0, or -1 when a
+ * retrieved ones seen (and set their atime, for expiry), and make it
+ * durable.  Returns 0, or -1 when a
  * deletion failed or could not be made durable: *failed counts the
  * messages that could not be removed, and err says why.
  */

@@ -60,11 +60,12 @@
 #define RETR3		"+OK 45 octets\r\n" WIRE3 ".\r\n"
 
 #define CAPA_HEAD	"+OK Capability list follows\r\nTOP\r\n"
-#define CAPA_TAIL	"UIDL\r\nRESP-CODES\r\nPIPELINING\r\n" \
-			"EXPIRE NEVER\r\nLOGIN-DELAY 0\r\n" \
+#define CAPA_MID	"UIDL\r\nRESP-CODES\r\nPIPELINING\r\n"
+#define CAPA_TAIL	"EXPIRE NEVER\r\nLOGIN-DELAY 0\r\n" \
 			"AUTH-RESP-CODE\r\nIMPLEMENTATION pop3d\r\n.\r\n"
-#define CAPA_AUTH	CAPA_HEAD "USER\r\n" CAPA_TAIL
-#define CAPA_TRANS	CAPA_HEAD CAPA_TAIL
+#define CAPA_AUTH	CAPA_HEAD "USER\r\n" CAPA_MID \
+			"SASL PLAIN LOGIN\r\n" CAPA_TAIL
+#define CAPA_TRANS	CAPA_HEAD CAPA_MID CAPA_TAIL
 
 #define ALL_UNSEEN	NAME1 ":2,|" NAME2 ":2,|" NAME3 ":2,"
 
@@ -139,7 +140,9 @@ session_setup(void)
 		fixture_chown_tree(tmpdir, mail_uid, mail_gid);
 
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.users_file = passwd;
+	cfg.auth.db[0].type = AUTH_DB_FILE;
+	cfg.auth.db[0].path = passwd;
+	cfg.auth.ndb = 1;
 	cfg.mail_spec = "maildir:~/Maildir";
 	cfg.remote = "192.0.2.1";
 	cfg.timeout = TALK_TIMEOUT;
@@ -362,7 +365,7 @@ END_TEST
 
 START_TEST(test_session_unknown_command)
 {
-	dialogue("FOO\r\n\r\nAPOP alice 0123\r\nAUTH PLAIN\r\nSTLS\r\n"
+	dialogue("FOO\r\n\r\nAPOPX alice 0123\r\nXAUTH PLAIN\r\nSTLS\r\n"
 	    " QUIT\r\nQUITX\r\nQUI\r\nQUIT\r\n",
 	    GREETING
 	    "-ERR Unknown command\r\n"
@@ -643,7 +646,7 @@ START_TEST(test_session_plaintext_refused)
 	/* Not encrypted, not local: USER and PASS are refused, unread. */
 	cfg.plaintext_ok = 0;
 	dialogue("CAPA\r\nUSER alice\r\nPASS secret\r\nSTAT\r\nQUIT\r\n",
-	    GREETING CAPA_HEAD CAPA_TAIL
+	    GREETING CAPA_TRANS
 	    "-ERR [AUTH] Plaintext authentication disallowed on non-secure "
 	    "connection\r\n"
 	    "-ERR [AUTH] Plaintext authentication disallowed on non-secure "
@@ -659,7 +662,7 @@ END_TEST
 
 START_TEST(test_session_users_file_missing)
 {
-	cfg.users_file = "/nonexistent/pop3d/passwd";
+	cfg.auth.db[0].path = "/nonexistent/pop3d/passwd";
 	dialogue(LOGIN "QUIT\r\n",
 	    GREETING "+OK\r\n-ERR [SYS/TEMP] Authentication is unavailable, "
 	    "try again later\r\n", SESSION_DROPPED);
@@ -676,7 +679,7 @@ START_TEST(test_session_mailbox_in_use)
 	if (geteuid() == 0)
 		ck_assert_int_eq(lchown(fixture_path(path, sizeof(path),
 		    maildir, "pop3d.lock"), mail_uid, mail_gid), 0);
-	ck_assert_int_eq(store_open(&st, maildir, err, sizeof(err)),
+	ck_assert_int_eq(store_open(&st, maildir, NULL, err, sizeof(err)),
 	    STORE_OK);
 	dialogue(LOGIN "STAT\r\nQUIT\r\n",
 	    GREETING "+OK\r\n-ERR [IN-USE] Mailbox is locked by another "

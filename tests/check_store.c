@@ -61,7 +61,7 @@ open_ok(void)
 	char err[512] = "";
 	enum store_result r;
 
-	r = store_open(&st, maildir, err, sizeof(err));
+	r = store_open(&st, maildir, NULL, err, sizeof(err));
 	ck_assert_msg(r == STORE_OK, "store_open %s: %d, %s", maildir, r,
 	    err);
 	ck_assert_ptr_nonnull(st);
@@ -449,7 +449,7 @@ START_TEST(test_store_open_creates_missing_maildir)
 	size_t i;
 
 	fixture_path(path, sizeof(path), tmpdir, "home/deep/Maildir");
-	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), STORE_OK);
+	ck_assert_int_eq(store_open(&st, path, NULL, err, sizeof(err)), STORE_OK);
 	ck_assert_ptr_nonnull(st);
 	ck_assert_uint_eq(store_count(st), 0);
 	for (i = 0; i < 3; i++) {
@@ -471,7 +471,7 @@ START_TEST(test_store_open_completes_partial_maildir)
 
 	fixture_mkdir(tmpdir, "partial");
 	fixture_path(path, sizeof(path), tmpdir, "partial");
-	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), STORE_OK);
+	ck_assert_int_eq(store_open(&st, path, NULL, err, sizeof(err)), STORE_OK);
 	ck_assert_uint_eq(store_count(st), 0);
 	store_close(st);
 	ck_assert_str_eq(fixture_listing(path, buf, sizeof(buf)),
@@ -487,14 +487,14 @@ START_TEST(test_store_open_regular_file_is_perm)
 	fixture_writestr(tmpdir, "file", "not a maildir\n");
 	fixture_path(path, sizeof(path), tmpdir, "file");
 	err[0] = '\0';
-	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), STORE_PERM);
+	ck_assert_int_eq(store_open(&st, path, NULL, err, sizeof(err)), STORE_PERM);
 	ck_assert_ptr_null(st);
 	ck_assert(err[0] != '\0');
 
 	/* A regular file on the way is no better. */
 	fixture_path(path, sizeof(path), tmpdir, "file/Maildir");
 	st = (struct store *)1;
-	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), STORE_PERM);
+	ck_assert_int_eq(store_open(&st, path, NULL, err, sizeof(err)), STORE_PERM);
 	ck_assert_ptr_null(st);
 }
 END_TEST
@@ -505,7 +505,7 @@ START_TEST(test_store_open_relative_path_is_perm)
 	char err[256];
 
 	err[0] = '\0';
-	ck_assert_int_eq(store_open(&st, "Maildir", err, sizeof(err)),
+	ck_assert_int_eq(store_open(&st, "Maildir", NULL, err, sizeof(err)),
 	    STORE_PERM);
 	ck_assert_ptr_null(st);
 	ck_assert(err[0] != '\0');
@@ -521,7 +521,7 @@ START_TEST(test_store_open_cur_symlink_is_perm)
 	fixture_path(path, sizeof(path), tmpdir, "box");
 	fixture_path(link, sizeof(link), path, "cur");
 	ck_assert_int_eq(symlink(curdir, link), 0);
-	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), STORE_PERM);
+	ck_assert_int_eq(store_open(&st, path, NULL, err, sizeof(err)), STORE_PERM);
 	ck_assert_ptr_null(st);
 }
 END_TEST
@@ -897,7 +897,7 @@ START_TEST(test_store_lock_second_open_in_use)
 	fixture_writestr(curdir, "1.a:2,", "a\n");
 	st = open_ok();
 	err[0] = '\0';
-	ck_assert_int_eq(store_open(&st2, maildir, err, sizeof(err)),
+	ck_assert_int_eq(store_open(&st2, maildir, NULL, err, sizeof(err)),
 	    STORE_INUSE);
 	ck_assert_ptr_null(st2);
 	ck_assert(err[0] != '\0');
@@ -922,7 +922,7 @@ START_TEST(test_store_lock_held_by_other_process)
 	if (pid == 0) {
 		(void)close(ready[0]);
 		(void)close(hold[1]);
-		if (store_open(&st, maildir, err, sizeof(err)) != STORE_OK)
+		if (store_open(&st, maildir, NULL, err, sizeof(err)) != STORE_OK)
 			_exit(1);
 		if (write(ready[1], "x", 1) != 1)
 			_exit(2);
@@ -934,7 +934,7 @@ START_TEST(test_store_lock_held_by_other_process)
 	(void)close(ready[1]);
 	(void)close(hold[0]);
 	ck_assert_int_eq((int)read(ready[0], &c, 1), 1);
-	ck_assert_int_eq(store_open(&st, maildir, err, sizeof(err)),
+	ck_assert_int_eq(store_open(&st, maildir, NULL, err, sizeof(err)),
 	    STORE_INUSE);
 	(void)close(hold[1]);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
