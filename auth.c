@@ -369,7 +369,7 @@ checkpassword(const struct auth_config *cfg, const char *prog,
 	char reply_opt[] = "--checkpassword-reply";
 	char *const argv[] = { argv0, self, reply_opt, NULL };
 	char path[] = "PATH=/usr/local/bin:/usr/bin:/bin", proto[] = "PROTO=TCP";
-	char *const envp[] = { path, proto, remote, NULL };
+	char *envp[] = { path, proto, remote, NULL };
 	struct pollfd pfd;
 	size_t dlen = 0, rlen = 0;
 	int in[2], out[2], status, n;
@@ -382,8 +382,12 @@ checkpassword(const struct auth_config *cfg, const char *prog,
 		return AUTH_FAIL;
 	}
 	dlen = (size_t)n;
-	(void)snprintf(remote, sizeof(remote), "TCPREMOTEIP=%s",
-	    cfg->remote != NULL ? cfg->remote : "");
+	/* The client's address, when it has one (not "local"). */
+	if (cfg->remote != NULL && strpbrk(cfg->remote, ".:") != NULL)
+		(void)snprintf(remote, sizeof(remote), "TCPREMOTEIP=%s",
+		    cfg->remote);
+	else
+		envp[2] = NULL;
 	(void)snprintf(argv0, sizeof(argv0), "%s", prog);
 	(void)snprintf(self, sizeof(self), "%s", cfg->self);
 	if (pipe(in) == -1)
