@@ -101,7 +101,7 @@ static void	reply(struct session *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static enum read_result read_line(struct session *, char **, size_t);
 static int	input_wait(struct session *, const struct timespec *);
-static int	split_args(char *, char **, int);
+static int	split_args(char *, char **, int, size_t);
 static int	parse_number(const char *, uint64_t *);
 static int	get_msg(struct session *, const char *, size_t *);
 static enum cmd_result dispatch(struct session *, char *);
@@ -316,10 +316,11 @@ read_line(struct session *s, char **line, size_t max)
 
 /*
  * Split arguments at spaces into argv.  Returns their number, or -1
- * when there are more than max or one is longer than POP3_ARG_MAX.
+ * when there are more than max or one is longer than maxlen octets
+ * (POP3_ARG_MAX, RFC 1939 section 3, but for user names).
  */
 static int
-split_args(char *args, char **argv, int max)
+split_args(char *args, char **argv, int max, size_t maxlen)
 {
 	char *p = args;
 	int n = 0;
@@ -333,7 +334,7 @@ split_args(char *args, char **argv, int max)
 			return -1;
 		argv[n++] = p;
 		p += strcspn(p, " ");
-		if ((size_t)(p - argv[n - 1]) > POP3_ARG_MAX)
+		if ((size_t)(p - argv[n - 1]) > maxlen)
 			return -1;
 		if (*p == ' ')
 			*p++ = '\0';
@@ -411,7 +412,8 @@ cmd_user(struct session *s, char *args)
 	s->user[0] = '\0';
 	if (!s->cfg->plaintext_ok)
 		return plaintext_refused(s);
-	if (split_args(args, argv, 1) != 1) {
+	/* A name may be longer than POP3_ARG_MAX: up to USER_NAME_MAX. */
+	if (split_args(args, argv, 1, USER_NAME_MAX) != 1) {
 		reply(s, "-ERR Usage: USER name");
 		return CMD_BAD;
 	}
@@ -534,7 +536,7 @@ cmd_apop(struct session *s, char *args)
 		reply(s, "-ERR APOP is not available");
 		return CMD_BAD;
 	}
-	if (split_args(args, argv, 2) != 2) {
+	if (split_args(args, argv, 2, USER_NAME_MAX) != 2) {
 		reply(s, "-ERR Usage: APOP name digest");
 		return CMD_BAD;
 	}
@@ -764,7 +766,7 @@ cmd_stat(struct session *s, char *args)
 {
 	char *argv[1];
 
-	if (split_args(args, argv, 0) != 0) {
+	if (split_args(args, argv, 0, POP3_ARG_MAX) != 0) {
 		reply(s, "-ERR Usage: STAT");
 		return CMD_BAD;
 	}
@@ -779,7 +781,7 @@ cmd_list(struct session *s, char *args)
 	size_t i;
 	int n;
 
-	if ((n = split_args(args, argv, 1)) == -1) {
+	if ((n = split_args(args, argv, 1, POP3_ARG_MAX)) == -1) {
 		reply(s, "-ERR Usage: LIST [message]");
 		return CMD_BAD;
 	}
@@ -808,7 +810,7 @@ cmd_uidl(struct session *s, char *args)
 	size_t i, len;
 	int n;
 
-	if ((n = split_args(args, argv, 1)) == -1) {
+	if ((n = split_args(args, argv, 1, POP3_ARG_MAX)) == -1) {
 		reply(s, "-ERR Usage: UIDL [message]");
 		return CMD_BAD;
 	}
@@ -872,7 +874,7 @@ cmd_retr(struct session *s, char *args)
 	char *argv[1];
 	size_t i;
 
-	if (split_args(args, argv, 1) != 1) {
+	if (split_args(args, argv, 1, POP3_ARG_MAX) != 1) {
 		reply(s, "-ERR Usage: RETR message");
 		return CMD_BAD;
 	}
@@ -895,7 +897,7 @@ cmd_top(struct session *s, char *args)
 	uint64_t lines;
 	size_t i;
 
-	if (split_args(args, argv, 2) != 2) {
+	if (split_args(args, argv, 2, POP3_ARG_MAX) != 2) {
 		reply(s, "-ERR Usage: TOP message lines");
 		return CMD_BAD;
 	}
@@ -914,7 +916,7 @@ cmd_dele(struct session *s, char *args)
 	char *argv[1];
 	size_t i;
 
-	if (split_args(args, argv, 1) != 1) {
+	if (split_args(args, argv, 1, POP3_ARG_MAX) != 1) {
 		reply(s, "-ERR Usage: DELE message");
 		return CMD_BAD;
 	}
@@ -932,7 +934,7 @@ cmd_noop(struct session *s, char *args)
 {
 	char *argv[1];
 
-	if (split_args(args, argv, 0) != 0) {
+	if (split_args(args, argv, 0, POP3_ARG_MAX) != 0) {
 		reply(s, "-ERR Usage: NOOP");
 		return CMD_BAD;
 	}
@@ -946,7 +948,7 @@ cmd_rset(struct session *s, char *args)
 	char *argv[1];
 	size_t i;
 
-	if (split_args(args, argv, 0) != 0) {
+	if (split_args(args, argv, 0, POP3_ARG_MAX) != 0) {
 		reply(s, "-ERR Usage: RSET");
 		return CMD_BAD;
 	}
@@ -967,7 +969,7 @@ cmd_last(struct session *s, char *args)
 {
 	char *argv[1];
 
-	if (split_args(args, argv, 0) != 0) {
+	if (split_args(args, argv, 0, POP3_ARG_MAX) != 0) {
 		reply(s, "-ERR Usage: LAST");
 		return CMD_BAD;
 	}

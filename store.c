@@ -457,7 +457,7 @@ maildir_msg_size(struct store *st, const char *name, uint64_t *size)
 
 /*
  * EXPIRE: remove cur/NAME, a seen message, if it was last retrieved
- * before expire_before (its atime).  1 when it is gone.
+ * at or before expire_before (its atime).  1 when it is gone.
  */
 static int
 maildir_expire(struct store *st, const char *name)
@@ -465,7 +465,7 @@ maildir_expire(struct store *st, const char *name)
 	struct stat sb;
 
 	if (fstatat(st->curfd, name, &sb, AT_SYMLINK_NOFOLLOW) == -1 ||
-	    sb.st_atime >= st->expire_before ||
+	    sb.st_atime > st->expire_before ||
 	    unlinkat(st->curfd, name, 0) == -1)
 		return 0;
 	st->expired++;
@@ -493,6 +493,13 @@ maildir_add(struct store *st, const char *name, char *err, size_t errlen)
 	}
 	m = &st->msgs[st->count];
 	memset(m, 0, sizeof(*m));
+	if ((flags = strstr(name, ":2,")) != NULL &&
+	    strchr(flags + 3, 'S') != NULL)
+		m->flags |= MSG_SEEN;
+	/* Before the size is read, which may set the atime. */
+	if ((m->flags & MSG_SEEN) && st->expire_before != 0 &&
+	    maildir_expire(st, name))
+		return 1;
 	if (maildir_msg_size(st, name, &m->size) == -1) {
 		if (errno == ENOENT || errno == ELOOP)
 			return 1;	/* gone, or a symlink: not served */
@@ -506,12 +513,6 @@ maildir_add(struct store *st, const char *name, char *err, size_t errlen)
 	for (p = name; *p >= '0' && *p <= '9' && m->time < UINT64_MAX / 10;
 	    p++)
 		m->time = m->time * 10 + (uint64_t)(*p - '0');
-	if ((flags = strstr(name, ":2,")) != NULL &&
-	    strchr(flags + 3, 'S') != NULL)
-		m->flags |= MSG_SEEN;
-	if ((m->flags & MSG_SEEN) && st->expire_before != 0 &&
-	    maildir_expire(st, name))
-		return 1;
 
 	/* The UIDL is the unique part of the name if RFC 1939 allows it. */
 	base = store_maildir_base(name);

@@ -501,15 +501,16 @@ END_TEST
 
 START_TEST(test_session_argument_limits)
 {
-	char arg[POP3_ARG_MAX + 2], line[128];
+	char arg[USER_NAME_MAX + 2], line[128];
 	struct tbuf s = { 0 };
 
-	/* POP3_ARG_MAX octets are an argument; one more is not. */
+	/* A user name of USER_NAME_MAX octets is an argument (longer than
+	 * POP3_ARG_MAX); one more is not. */
 	memset(arg, 'a', sizeof(arg));
-	arg[POP3_ARG_MAX + 1] = '\0';
+	arg[USER_NAME_MAX + 1] = '\0';
 	(void)snprintf(line, sizeof(line), "USER %s\r\n", arg);
 	tbuf_addstr(&s, line);
-	arg[POP3_ARG_MAX] = '\0';
+	arg[USER_NAME_MAX] = '\0';
 	(void)snprintf(line, sizeof(line), "USER %s\r\n", arg);
 	tbuf_addstr(&s, line);
 	tbuf_addstr(&s,
