@@ -36,6 +36,11 @@
 /* Seconds a checkpassword program may take before it is killed. */
 #define CHECKPASSWORD_TIMEOUT	30
 
+/* mbox locking: seconds to wait for a lock, and the age at which a
+ * dotlock is taken to be left by a writer that died (as liblockfile). */
+#define MBOX_LOCK_WAIT		10
+#define MBOX_DOTLOCK_STALE	300
+
 /* A user name, in octets (it ends up in paths and log lines). */
 #define USER_NAME_MAX		64
 /* A passwd-file line, in octets; longer lines are skipped as malformed. */

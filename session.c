@@ -694,6 +694,7 @@ login(struct session *s, const struct auth_user *u)
 		reply(s, "-ERR [SYS/PERM] No mailbox for this account");
 		return CMD_FAIL;
 	}
+	opts.home = u->home;
 	opts.login_delay = s->cfg->login_delay;
 	opts.expire_days = s->cfg->expire ? (long)s->cfg->expire_days : -1;
 	r = store_open(&s->store, path, &opts, err, sizeof(err));
@@ -855,7 +856,7 @@ send_message(struct session *s, size_t i, long body_lines)
 		    (unsigned long long)store_size(s->store, i));
 	else
 		reply(s, "+OK Top of message follows");
-	r = stream_fd(fd, body_lines, out_emit, s);
+	r = store_msg_send(s->store, i, fd, body_lines, out_emit, s);
 	close(fd);
 	if (r == -1) {
 		log_msg(LOG_ERR, "message %zu read error: user=%s rip=%s: %s",

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mbox.h"
 #include "md5.h"
 #include "pop3d.h"
 #include "store.h"
@@ -52,6 +53,12 @@ struct arena_block {
 };
 
 struct store {
+	int			 mbox;		/* an mbox, not a Maildir */
+	int			 mfd;		/* the mbox, flock()ed */
+	char			 mpath[PATH_MAX_POP3];
+	char			 home[PATH_MAX_POP3];	/* for the journal */
+	struct mbox_index	 idx;
+	off_t			 snap;		/* mbox length at login */
 	int			 dirfd;		/* the Maildir */
 	int			 curfd;		/* its cur/ */
 	int			 lockfd;
@@ -83,6 +90,9 @@ static int	 maildir_find_renamed(struct store *, struct msg *);
 static int	 maildir_seen_name(const char *, char *, size_t);
 static int	 msg_cmp(const void *, const void *);
 static int	 path_put(char *, size_t, size_t *, const char *, size_t);
+static enum store_result mbox_open(struct store *, const char *, char *,
+		    size_t);
+static int	 mbox_update(struct store *, size_t *, char *, size_t);
 
 /* Permission and layout problems need the administrator; others pass. */
 static enum store_result
@@ -147,6 +157,11 @@ store_path(const char *spec, const char *user, const char *home,
 	buf[0] = '\0';
 	if (strncmp(p, "maildir:", 8) == 0)
 		p += 8;
+	else if (strncmp(p, "mbox:", 5) == 0) {
+		/* The prefix stays: store_open() goes by it. */
+		p += 5;
+		r = path_put(buf, len, &pos, "mbox:", 5);
+	}
 	if (p[0] == '~' && (p[1] == '/' || p[1] == '\0')) {
 		p++;
 		if (home[0] == '\0') {
@@ -192,7 +207,7 @@ store_path(const char *spec, const char *user, const char *home,
 		log_errbuf(err, errlen, "mail spec %s: path too long", spec);
 		return -1;
 	}
-	if (buf[0] != '/') {
+	if (buf[strncmp(buf, "mbox:", 5) == 0 ? 5 : 0] != '/') {
 		log_errbuf(err, errlen, "mail spec %s: %s is not absolute",
 		    spec, buf);
 		return -1;
@@ -573,6 +588,79 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 	return STORE_OK;
 }
 
+/*
+ * Open, lock and index the mbox at path.  The session keeps a flock on
+ * it; the MTA's locks (dotlock, fcntl) are held only while it is read
+ * here and while it is rewritten at UPDATE, so mail can be delivered
+ * meanwhile.  A missing file is an empty mailbox.
+ */
+static enum store_result
+mbox_open(struct store *st, const char *path, char *err, size_t errlen)
+{
+	enum store_result r = STORE_OK;
+	struct stat sb;
+	size_t i;
+	int dotlocked, n;
+
+	st->mbox = 1;
+	n = snprintf(st->mpath, sizeof(st->mpath), "%s", path);
+	if (n < 0 || (size_t)n >= sizeof(st->mpath))
+		return STORE_PERM;
+	st->mfd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (st->mfd == -1 && errno == EACCES)
+		st->mfd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (st->mfd == -1) {
+		if (errno == ENOENT)
+			return STORE_OK;	/* no mail yet */
+		log_errbuf(err, errlen, "%s: %s", path, strerror(errno));
+		return store_errno_result(errno);
+	}
+	if (fstat(st->mfd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		log_errbuf(err, errlen, "%s is not a regular file", path);
+		return STORE_PERM;
+	}
+	if (flock(st->mfd, LOCK_EX | LOCK_NB) == -1) {
+		log_errbuf(err, errlen, "mailbox is locked");
+		return errno == EWOULDBLOCK ? STORE_INUSE : STORE_TEMP;
+	}
+	if (mbox_lock(path, st->mfd, &dotlocked, err, errlen) == -1)
+		return STORE_TEMP;
+	if (mbox_recover(st->mfd, path, st->home, err, errlen) == -1 ||
+	    fstat(st->mfd, &sb) == -1)
+		r = STORE_TEMP;
+	else {
+		st->snap = sb.st_size;
+		switch (mbox_scan(st->mfd, st->snap, &st->idx)) {
+		case 0:
+			break;
+		case 1:
+			log_errbuf(err, errlen, "%s is not an mbox (no From_ "
+			    "line at its start); left as it is", path);
+			r = STORE_PERM;
+			break;
+		default:
+			log_errbuf(err, errlen, "%s: %s", path,
+			    strerror(errno));
+			r = STORE_TEMP;
+		}
+	}
+	mbox_unlock(path, st->mfd, dotlocked);
+	if (r != STORE_OK)
+		return r;
+	if (st->idx.n > 0 && (st->msgs = calloc(st->idx.n,
+	    sizeof(*st->msgs))) == NULL) {
+		log_errbuf(err, errlen, "out of memory");
+		return STORE_TEMP;
+	}
+	for (i = 0; i < st->idx.n; i++) {
+		st->msgs[i].size = st->idx.v[i].size;
+		st->msgs[i].uidl = st->idx.v[i].uidl;
+		st->msgs[i].uidl_len = (unsigned char)strlen(st->idx.v[i].uidl);
+	}
+	st->count = st->cap = st->idx.n;
+	return STORE_OK;
+}
+
 enum store_result
 store_open(struct store **stp, const char *path,
     const struct store_options *opts, char *err, size_t errlen)
@@ -585,7 +673,17 @@ store_open(struct store **stp, const char *path,
 		log_errbuf(err, errlen, "out of memory");
 		return STORE_TEMP;
 	}
-	st->dirfd = st->curfd = st->lockfd = -1;
+	st->dirfd = st->curfd = st->lockfd = st->mfd = -1;
+	if (opts != NULL && opts->home != NULL)
+		(void)snprintf(st->home, sizeof(st->home), "%s", opts->home);
+	if (strncmp(path, "mbox:", 5) == 0) {
+		if ((r = mbox_open(st, path + 5, err, errlen)) != STORE_OK) {
+			store_close(st);
+			return r;
+		}
+		*stp = st;
+		return STORE_OK;
+	}
 	if (opts != NULL && opts->expire_days >= 0)
 		st->expire_before = time(NULL) - opts->expire_days * 86400L;
 	if ((r = maildir_open(st, path, err, errlen)) != STORE_OK ||
@@ -691,6 +789,12 @@ store_msg_open(struct store *st, size_t i, char *err, size_t errlen)
 	struct stat sb;
 	int fd;
 
+	if (st->mbox) {
+		if ((fd = dup(st->mfd)) == -1)
+			log_errbuf(err, errlen, "dup: %s", strerror(errno));
+		return fd;
+	}
+
 	fd = openat(st->curfd, m->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1 && errno == ENOENT && maildir_find_renamed(st, m) == 0)
 		fd = openat(st->curfd, m->name,
@@ -706,6 +810,47 @@ store_msg_open(struct store *st, size_t i, char *err, size_t errlen)
 		return -1;
 	}
 	return fd;
+}
+
+int
+store_msg_send(struct store *st, size_t i, int fd, long body_lines,
+    stream_emit emit, void *ctx)
+{
+	if (st->mbox)
+		return mbox_send(fd, &st->idx.v[i], body_lines, emit, ctx);
+	return stream_fd(fd, body_lines, emit, ctx);
+}
+
+/* UPDATE for an mbox: rewrite it without the deleted messages. */
+static int
+mbox_update(struct store *st, size_t *failed, char *err, size_t errlen)
+{
+	unsigned char *deleted;
+	size_t i;
+	int dotlocked, r;
+
+	*failed = 0;
+	if (st->idx.n == 0)
+		return 0;
+	if ((deleted = calloc(st->idx.n, 1)) == NULL) {
+		log_errbuf(err, errlen, "out of memory");
+		*failed = st->idx.n;
+		return -1;
+	}
+	for (i = 0; i < st->idx.n; i++) {
+		deleted[i] = (st->msgs[i].flags & MSG_DELETED) != 0;
+		*failed += deleted[i];
+	}
+	r = mbox_lock(st->mpath, st->mfd, &dotlocked, err, errlen);
+	if (r == 0) {
+		r = mbox_commit(st->mfd, st->mpath, st->home, &st->idx,
+		    deleted, st->snap, err, errlen);
+		mbox_unlock(st->mpath, st->mfd, dotlocked);
+	}
+	free(deleted);
+	if (r == 0)
+		*failed = 0;
+	return r;
 }
 
 /* The name with the S flag added, in ASCII order.  0, or -1 if none. */
@@ -740,6 +885,8 @@ store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
 	size_t i;
 	int r;
 
+	if (st->mbox)
+		return mbox_update(st, failed, err, errlen);
 	*failed = 0;
 	for (i = 0; i < st->count; i++) {
 		m = &st->msgs[i];
@@ -782,6 +929,9 @@ store_close(struct store *st)
 		free(b);
 	}
 	free(st->msgs);
+	mbox_index_free(&st->idx);
+	if (st->mfd != -1)
+		close(st->mfd);
 	if (st->lockfd != -1)
 		close(st->lockfd);
 	if (st->curfd != -1)

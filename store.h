@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stream.h"
+
 enum store_result {
 	STORE_OK = 0,
 	STORE_INUSE,		/* another session holds the lock */
@@ -41,11 +43,14 @@ struct store_options {
 	/* Remove messages seen (S flag) more than this many days ago, by
 	 * their atime, which store_commit() sets; -1 never. */
 	long		 expire_days;
+	/* The user's home: an mbox's journal goes there when the mbox's
+	 * directory is not writable.  NULL: none. */
+	const char	*home;
 };
 
 /*
  * Open, lock and scan the Maildir at path, creating it (mode 0700) when
- * it does not exist yet; opts may be NULL (no delay, no expiry).  The
+ * it does not exist yet, or the mbox at "mbox:PATH" (see mbox.h); opts may be NULL (no delay, no expiry).  The
  * login-delay check comes first and changes nothing when it refuses.
  * On failure *stp is NULL and err says why, for the log.
  */
@@ -69,6 +74,14 @@ int	store_seen(const struct store *, size_t i);
  * errno set and err filled in.
  */
 int	store_msg_open(struct store *, size_t i, char *err, size_t errlen);
+
+/*
+ * Send message i, read from the fd store_msg_open() gave, as POP3 does
+ * (see stream.h): whole when body_lines < 0, else TOP.  0; -1 when
+ * reading failed (errno); -2 when emit stopped the stream.
+ */
+int	store_msg_send(struct store *, size_t i, int fd, long body_lines,
+	    stream_emit emit, void *ctx);
 
 /* Marks kept until store_commit(): deleted, and retrieved (gets S). */
 void	store_set_deleted(struct store *, size_t i, int on);
