@@ -358,7 +358,7 @@ mbox_send(int fd, const struct mbox_entry *e, long body_lines,
 	const char *p;
 	size_t n, skip;
 	off_t off;
-	int bol, r;
+	int bol, r = 0;
 
 	if ((lr = malloc(sizeof(*lr))) == NULL)
 		return -1;
