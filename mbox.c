@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,7 @@ static int	journal_write(const char *, int, off_t, const struct range *,
 		    size_t, off_t, char *, size_t);
 static int	journal_apply(int, const char *, char *, size_t);
 static int	fsync_dir(const char *);
+static int	dotlock_dead(const char *);
 
 static void
 lr_init(struct lreader *lr, int fd, off_t start, off_t end)
@@ -377,6 +379,31 @@ mbox_send(int fd, const struct mbox_entry *e, long body_lines,
 	return stream_finish(&st) == -1 ? -2 : 0;
 }
 
+/* Whether the dotlock names a process id that no longer runs. */
+static int
+dotlock_dead(const char *lock)
+{
+	char buf[32];
+	ssize_t n;
+	long pid;
+	char *end;
+	int fd;
+
+	if ((fd = open(lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	errno = 0;
+	pid = strtol(buf, &end, 10);
+	if (errno != 0 || end == buf || (*end != '\n' && *end != '\0') ||
+	    pid <= 1 || pid > 0x7fffffffL)
+		return 0;
+	return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+
 int
 mbox_lock(const char *path, int fd, int *dotlocked, char *err,
     size_t errlen)
@@ -408,9 +435,12 @@ mbox_lock(const char *path, int fd, int *dotlocked, char *err,
 		}
 		if (errno != EEXIST)
 			break;	/* no right to dotlock here: the others do */
-		/* A lock left by a writer that died is stale after a while. */
+		/* A lock left by a writer that died is stale: at once when
+		 * it names a process of this host that is gone, else after a
+		 * while. */
 		if (lstat(lock, &sb) == 0 &&
-		    time(NULL) - sb.st_mtime > MBOX_DOTLOCK_STALE) {
+		    (time(NULL) - sb.st_mtime > MBOX_DOTLOCK_STALE ||
+		    dotlock_dead(lock))) {
 			(void)unlink(lock);
 			continue;
 		}
