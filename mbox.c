@@ -412,7 +412,7 @@ mbox_lock(const char *path, int fd, int *dotlocked, char *err,
 	struct timespec tick = { 0, 100 * 1000 * 1000 };
 	char lock[PATH_MAX_POP3], pid[32];
 	struct stat sb;
-	int n, lfd, tries;
+	int n, lfd, tries, held = 0;
 
 	*dotlocked = 0;
 	n = snprintf(lock, sizeof(lock), "%s.lock", path);
@@ -433,8 +433,11 @@ mbox_lock(const char *path, int fd, int *dotlocked, char *err,
 			*dotlocked = 1;
 			break;
 		}
-		if (errno != EEXIST)
+		if (errno != EEXIST) {
+			held = 0;
 			break;	/* no right to dotlock here: the others do */
+		}
+		held = 1;
 		/* A lock left by a writer that died is stale: at once when
 		 * it names a process of this host that is gone, else after a
 		 * while. */
@@ -446,7 +449,7 @@ mbox_lock(const char *path, int fd, int *dotlocked, char *err,
 		}
 		(void)nanosleep(&tick, NULL);
 	}
-	if (!*dotlocked && errno == EEXIST) {
+	if (!*dotlocked && held) {
 		log_errbuf(err, errlen, "%s is held by another program", lock);
 		return -1;
 	}

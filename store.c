@@ -841,6 +841,10 @@ mbox_update(struct store *st, size_t *failed, char *err, size_t errlen)
 		deleted[i] = (st->msgs[i].flags & MSG_DELETED) != 0;
 		*failed += deleted[i];
 	}
+	if (*failed == 0) {
+		free(deleted);
+		return 0;	/* nothing to rewrite */
+	}
 	r = mbox_lock(st->mpath, st->mfd, &dotlocked, err, errlen);
 	if (r == 0) {
 		r = mbox_commit(st->mfd, st->mpath, st->home, &st->idx,
