@@ -25,7 +25,7 @@ OBJS = session.o store.o auth.o stream.o md5.o log.o proxy.o base64.o \
 	mbox.o
 TEST_OBJS = tests/check_main.o tests/check_session.o tests/check_store.o \
 	tests/check_auth.o tests/check_stream.o tests/check_proxy.o \
-	tests/check_sasl.o
+	tests/check_sasl.o tests/check_mbox.o
 
 all: pop3d
 

@@ -26,6 +26,7 @@ Suite	*auth_suite(void);
 Suite	*session_suite(void);
 Suite	*proxy_suite(void);
 Suite	*sasl_suite(void);
+Suite	*mbox_suite(void);
 
 /* Octets collected from a stream, a session or a file; always NUL-ended. */
 struct tbuf {

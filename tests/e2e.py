@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import auth_e2e  # noqa: E402
 import deploy  # noqa: E402
 import launchers  # noqa: E402
+import mbox_e2e  # noqa: E402
 from pop3test import (Box, Listener, check_status, convert,  # noqa: E402
                       proc_status, stuff, top, unstuff, wire)
 
@@ -1162,6 +1163,7 @@ def main():
     suite.addTests(loader.loadTestsFromModule(launchers))
     suite.addTests(loader.loadTestsFromModule(deploy))
     suite.addTests(loader.loadTestsFromModule(auth_e2e))
+    suite.addTests(loader.loadTestsFromModule(mbox_e2e))
     runner = unittest.TextTestRunner(verbosity=2 if opts.verbose else 1,
                                      resultclass=Result, stream=sys.stderr)
     result = runner.run(suite)
