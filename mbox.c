@@ -55,9 +55,18 @@ struct lreader {
 	char	 buf[FILE_BUF_SIZE];
 };
 
+/* mboxrd unquoting across pieces of a line. */
+enum uq_state { UQ_NONE, UQ_RUN, UQ_MATCH };
+struct unquote {
+	enum uq_state	 state;
+	size_t		 matched;	/* octets of "From " seen */
+};
+typedef int (*unquote_out)(void *, const char *, size_t);
+
 /* The message being indexed. */
 struct scan {
 	struct mbox_entry	*e;
+	struct unquote		 uq;
 	struct stream_size	 size;
 	struct md5		 md5;
 	int			 in_header;
@@ -78,7 +87,11 @@ static void	lr_init(struct lreader *, int, off_t, off_t);
 static int	lr_fill(struct lreader *);
 static int	lr_next(struct lreader *, const char **, size_t *, int *,
 		    off_t *);
-static int	is_quoted_from(const char *, size_t);
+static int	unquote_feed(struct unquote *, const char *, size_t, int,
+		    unquote_out, void *);
+static int	unquote_end(struct unquote *, unquote_out, void *);
+static int	size_out(void *, const char *, size_t);
+static int	stream_out(void *, const char *, size_t);
 static int	is_empty_line(const char *, size_t);
 static struct mbox_entry *index_add(struct mbox_index *);
 static void	scan_end(struct scan *, off_t);
@@ -163,15 +176,66 @@ lr_next(struct lreader *lr, const char **p, size_t *n, int *bol, off_t *off)
 	return 1;
 }
 
-/* ">From ", ">>From ", ...: mboxrd quoting, undone by one '>'. */
+/*
+ * Undo mboxrd quoting: a line of one or more '>' and then "From " loses
+ * one '>'.  Lines come in pieces and the '>' run may be longer than any
+ * buffer, so the first '>' is held back until what follows the run
+ * shows whether it goes; the rest of the run is passed on at once, which
+ * gives the same octets.
+ */
 static int
-is_quoted_from(const char *p, size_t n)
+unquote_feed(struct unquote *uq, const char *p, size_t n, int bol,
+    unquote_out out, void *ctx)
 {
-	size_t i = 0;
+	static const char from[] = "From ";
+	size_t i = 0, run;
 
-	while (i < n && p[i] == '>')
+	if (bol) {
+		uq->state = p[0] == '>' ? UQ_RUN : UQ_NONE;
+		uq->matched = 0;
+		i = uq->state == UQ_RUN;	/* hold the first '>' */
+	}
+	if (uq->state == UQ_RUN) {
+		for (run = i; run < n && p[run] == '>'; run++)
+			;
+		if (run > i && out(ctx, p + i, run - i) == -1)
+			return -1;
+		i = run;
+		if (i < n)
+			uq->state = UQ_MATCH;
+	}
+	while (uq->state == UQ_MATCH && i < n) {
+		if (p[i] != from[uq->matched]) {
+			/* Not "From ": the held '>' and the matched part go. */
+			if (out(ctx, ">", 1) == -1 ||
+			    (uq->matched > 0 && out(ctx, from, uq->matched) == -1))
+				return -1;
+			uq->state = UQ_NONE;
+			break;
+		}
 		i++;
-	return i > 0 && n - i >= 5 && memcmp(p + i, "From ", 5) == 0;
+		if (++uq->matched == sizeof(from) - 1) {
+			if (out(ctx, from, uq->matched) == -1)
+				return -1;
+			uq->state = UQ_NONE;	/* the '>' is dropped */
+		}
+	}
+	if (uq->state == UQ_MATCH || uq->state == UQ_RUN)
+		return 0;	/* all of the piece is held or passed on */
+	return i < n ? out(ctx, p + i, n - i) : 0;
+}
+
+/* At the end of the message: what is still held goes out. */
+static int
+unquote_end(struct unquote *uq, unquote_out out, void *ctx)
+{
+	int r = 0;
+
+	if (uq->state == UQ_RUN || uq->state == UQ_MATCH)
+		r = out(ctx, ">", 1) == -1 || (uq->matched > 0 &&
+		    out(ctx, "From ", uq->matched) == -1) ? -1 : 0;
+	uq->state = UQ_NONE;
+	return r;
 }
 
 static int
@@ -206,13 +270,19 @@ mbox_index_free(struct mbox_index *idx)
 	memset(idx, 0, sizeof(*idx));
 }
 
+/* unquote_out for the size count. */
+static int
+size_out(void *ctx, const char *p, size_t n)
+{
+	stream_size_feed(ctx, p, n);
+	return 0;
+}
+
 /* Feed content to the size and, unless left out, the digest. */
 static void
 scan_feed(struct scan *sc, const char *p, size_t n, int bol)
 {
-	size_t skip = bol && is_quoted_from(p, n) ? 1 : 0;
-
-	stream_size_feed(&sc->size, p + skip, n - skip);
+	(void)unquote_feed(&sc->uq, p, n, bol, size_out, &sc->size);
 	if (!sc->skip)
 		md5_update(&sc->md5, p, n);
 }
@@ -268,6 +338,7 @@ scan_end(struct scan *sc, off_t end)
 
 	if (sc->e == NULL)
 		return;
+	(void)unquote_end(&sc->uq, size_out, &sc->size);
 	sc->e->end = sc->pending ? sc->pending_off : end;
 	if (sc->e->end < sc->e->start)
 		sc->e->end = sc->e->start;
@@ -314,6 +385,7 @@ mbox_scan(int fd, off_t len, struct mbox_index *idx)
 			md5_init(&sc.md5);
 			sc.in_header = 1;
 			sc.skip = sc.pending = sc.have_xuidl = 0;
+			sc.uq.state = UQ_NONE;
 			sc.e->from = off;
 			from_line = p[n - 1] != '\n';
 			sc.e->start = from_line ? 0 : off + (off_t)n;
@@ -351,6 +423,13 @@ mbox_scan(int fd, off_t len, struct mbox_index *idx)
 	return 0;
 }
 
+/* unquote_out for sending: into the POP3 converter. */
+static int
+stream_out(void *ctx, const char *p, size_t n)
+{
+	return stream_feed(ctx, p, n);
+}
+
 int
 mbox_send(int fd, const struct mbox_entry *e, long body_lines,
     stream_emit emit, void *ctx)
@@ -358,7 +437,8 @@ mbox_send(int fd, const struct mbox_entry *e, long body_lines,
 	struct lreader *lr;
 	struct stream st;
 	const char *p;
-	size_t n, skip;
+	struct unquote uq = { UQ_NONE, 0 };
+	size_t n;
 	off_t off;
 	int bol, r = 0;
 
@@ -367,8 +447,7 @@ mbox_send(int fd, const struct mbox_entry *e, long body_lines,
 	lr_init(lr, fd, e->start, e->end);
 	stream_init(&st, body_lines, emit, ctx);
 	while (!stream_done(&st) && (r = lr_next(lr, &p, &n, &bol, &off)) == 1) {
-		skip = bol && is_quoted_from(p, n) ? 1 : 0;
-		if (stream_feed(&st, p + skip, n - skip) == -1) {
+		if (unquote_feed(&uq, p, n, bol, stream_out, &st) == -1) {
 			free(lr);
 			return -2;
 		}
@@ -376,6 +455,8 @@ mbox_send(int fd, const struct mbox_entry *e, long body_lines,
 	free(lr);
 	if (!stream_done(&st) && r == -1)
 		return -1;
+	if (!stream_done(&st) && unquote_end(&uq, stream_out, &st) == -1)
+		return -2;
 	return stream_finish(&st) == -1 ? -2 : 0;
 }
 
@@ -410,11 +491,15 @@ mbox_lock(const char *path, int fd, int *dotlocked, char *err,
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	struct timespec tick = { 0, 100 * 1000 * 1000 };
+	int mode = fcntl(fd, F_GETFL);
 	char lock[PATH_MAX_POP3], pid[32];
 	struct stat sb;
 	int n, lfd, tries, held = 0;
 
 	*dotlocked = 0;
+	/* A mailbox we may only read gets a read lock, and no rewrite. */
+	if (mode != -1 && (mode & O_ACCMODE) == O_RDONLY)
+		fl.l_type = F_RDLCK;
 	n = snprintf(lock, sizeof(lock), "%s.lock", path);
 	if (n < 0 || (size_t)n >= sizeof(lock)) {
 		log_errbuf(err, errlen, "%s: path too long", path);
@@ -738,6 +823,10 @@ mbox_commit(int fd, const char *path, const char *home,
 		;
 	if (first == idx->n)
 		return 0;	/* nothing to delete */
+	if ((fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDWR) {
+		log_errbuf(err, errlen, "%s: read-only mailbox", path);
+		return -1;
+	}
 	if (fstat(fd, &sb) == -1 || sb.st_size < snap) {
 		log_errbuf(err, errlen, "%s changed under the session", path);
 		return -1;

@@ -1066,8 +1066,8 @@ START_TEST(test_mbox_long_lines)
 	for (i = 0; i < 150000; i++)
 		tbuf_add(&mbox, "h", 1);
 	tbuf_addstr(&mbox, "\nX-UIDL: after-long\n\n");
-	/* A quoted From_ line behind 140000 '>'. */
-	for (i = 0; i < 140000; i++)
+	/* A quoted From_ line behind 100000 '>'. */
+	for (i = 0; i < 100000; i++)
 		tbuf_add(&mbox, ">", 1);
 	tbuf_addstr(&mbox, "From deep\n");
 	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
@@ -1087,6 +1087,78 @@ START_TEST(test_mbox_long_lines)
 	ck_assert_uint_eq(idx.n, 1 + sizeof(lens) / sizeof(lens[0]));
 	ck_assert_str_eq(idx.v[0].uidl, "after-long");
 	compare_with_ref("long lines", mbox.data, mbox.len, fd, &idx, 1);
+	mbox_index_free(&idx);
+	(void)close(fd);
+	tbuf_free(&mbox);
+}
+END_TEST
+
+/*
+ * ">...>From " lines of several depths placed so that a read boundary
+ * falls at every few octets of them: the size and what RETR sends must
+ * agree with each other and with the reference.
+ */
+START_TEST(test_mbox_quote_across_buffer_boundary)
+{
+	static const size_t depths[] = { 1, 3, 60, 123, 124, 128, 200 };
+	size_t backs[8], len, pos, d, k, i;
+	uint32_t seed = 0x1234567u;
+	struct mbox_index idx;
+	char what[64], *buf;
+	int fd;
+
+	len = BOUNDARY + 4096;
+	buf = malloc(len);
+	ck_assert_ptr_nonnull(buf);
+	fd = temp_file("", 0);
+	for (i = 0; i < sizeof(depths) / sizeof(depths[0]); i++) {
+		d = depths[i];
+		backs[0] = 1;
+		backs[1] = 2;
+		backs[2] = d / 2 + 1;
+		backs[3] = d;
+		backs[4] = d + 1;
+		backs[5] = d + 3;
+		backs[6] = d + 5;
+		backs[7] = d + 6;
+		for (k = 0; k < sizeof(backs) / sizeof(backs[0]); k++) {
+			pos = 0;
+			put(buf, &pos, "From a\nH: 1\n\n");
+			fill_to(buf, &pos, BOUNDARY - backs[k], &seed);
+			memset(buf + pos, '>', d);
+			pos += d;
+			put(buf, &pos, "From deep\nend\n");
+			temp_rewrite(fd, buf, pos);
+			(void)snprintf(what, sizeof(what), "depth %zu, %zu "
+			    "before the boundary", d, backs[k]);
+			ck_assert_int_eq(scan_fd(fd, pos, &idx), 0);
+			compare_with_ref(what, buf, pos, fd, &idx, 0);
+			mbox_index_free(&idx);
+		}
+	}
+	(void)close(fd);
+	free(buf);
+}
+END_TEST
+
+/* ">...>From " with more '>' than a read buffer holds: still quoting. */
+START_TEST(test_mbox_quote_deeper_than_buffer)
+{
+	struct tbuf mbox = { 0 };
+	struct mbox_index idx;
+	size_t i;
+	int fd;
+
+	tbuf_addstr(&mbox, "From a\nH: 1\n\n");
+	for (i = 0; i < BOUNDARY + 1000; i++)
+		tbuf_add(&mbox, ">", 1);
+	tbuf_addstr(&mbox, "From deep\n");
+	fd = temp_file(mbox.data, mbox.len);
+	ck_assert_int_eq(scan_fd(fd, mbox.len, &idx), 0);
+	ck_assert_uint_eq(idx.n, 1);
+	/* "H: 1", the blank line, one '>' less, CRLF. */
+	ck_assert_uint_eq(idx.v[0].size, 6 + 2 + BOUNDARY + 999 + 9 + 2);
+	compare_with_ref("deep quote", mbox.data, mbox.len, fd, &idx, 0);
 	mbox_index_free(&idx);
 	(void)close(fd);
 	tbuf_free(&mbox);
@@ -1165,7 +1237,9 @@ mbox_suite(void)
 
 	tc = tcase_create("buffers");
 	tcase_add_loop_test(tc, test_mbox_large_messages_across_buffers, 0, 8);
+	tcase_add_test(tc, test_mbox_quote_across_buffer_boundary);
 	tcase_add_test(tc, test_mbox_long_lines);
+	tcase_add_test(tc, test_mbox_quote_deeper_than_buffer);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
 
