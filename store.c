@@ -36,11 +36,21 @@
 #define MSG_DELETED	0x01
 #define MSG_RETRIEVED	0x02
 #define MSG_SEEN	0x04
+#define MSG_SIZED	0x08	/* the size came from the cache */
+
+/* The size cache in the Maildir: a header with the MD5 of the lines,
+ * then "base TAB inode TAB size" lines in base order (base: the name up
+ * to its info, which carries S= where the MDA writes it).  A file put in
+ * a message's place gets another inode, so its size is not taken. */
+#define CACHE_NAME	"pop3d.sizes"
+#define CACHE_MAGIC	"pop3d-sizes 1"
 
 struct msg {
 	char		*name;		/* in cur/ */
 	const char	*uidl;
 	uint64_t	 time;		/* leading number of the name */
+	uint64_t	 ino;		/* from readdir: a file replaced gets
+					   another, and no cached size */
 	uint64_t	 size;
 	unsigned char	 uidl_len;
 	unsigned char	 flags;
@@ -81,7 +91,8 @@ static int	 maildir_regular(int, const struct dirent *);
 static DIR	*opendir_at(int);
 static enum store_result maildir_move_new(struct store *, char *, size_t);
 static enum store_result maildir_scan(struct store *, char *, size_t);
-static int	 maildir_add(struct store *, const char *, char *, size_t);
+static int	 maildir_add(struct store *, const char *, uint64_t, char *,
+		    size_t);
 static int	 maildir_expire(struct store *, const char *);
 static enum store_result maildir_login_delay(struct store *, unsigned int,
 		    char *, size_t);
@@ -89,6 +100,11 @@ static int	 maildir_msg_size(struct store *, const char *, uint64_t *);
 static int	 maildir_find_renamed(struct store *, struct msg *);
 static int	 maildir_seen_name(const char *, char *, size_t);
 static int	 msg_cmp(const void *, const void *);
+static int	 base_cmp(const void *, const void *);
+static int	 base_vs(const char *, const char *);
+static long	 cache_read(struct store *);
+static int	 cache_write(struct store *);
+static int	 maildir_sizes(struct store *, char *, size_t);
 static int	 path_put(char *, size_t, size_t *, const char *, size_t);
 static enum store_result mbox_open(struct store *, const char *, char *,
 		    size_t);
@@ -219,6 +235,12 @@ size_t
 store_maildir_base(const char *name)
 {
 	return strcspn(name, ":,");
+}
+
+size_t
+store_maildir_colon(const char *name)
+{
+	return strcspn(name, ":");
 }
 
 int
@@ -487,9 +509,13 @@ maildir_expire(struct store *st, const char *name)
 	return 1;
 }
 
-/* Add cur/NAME as a message.  0, 1 when skipped, -1 on error. */
+/*
+ * Add cur/NAME as a message, its size still unknown (maildir_sizes()).
+ * 0, 1 when skipped, -1 on error.
+ */
 static int
-maildir_add(struct store *st, const char *name, char *err, size_t errlen)
+maildir_add(struct store *st, const char *name, uint64_t ino, char *err,
+    size_t errlen)
 {
 	char hex[2 * MD5_DIGEST_LEN + 1];
 	const char *flags, *p;
@@ -515,16 +541,11 @@ maildir_add(struct store *st, const char *name, char *err, size_t errlen)
 	if ((m->flags & MSG_SEEN) && st->expire_before != 0 &&
 	    maildir_expire(st, name))
 		return 1;
-	if (maildir_msg_size(st, name, &m->size) == -1) {
-		if (errno == ENOENT || errno == ELOOP)
-			return 1;	/* gone, or a symlink: not served */
-		log_errbuf(err, errlen, "cur/%s: %s", name, strerror(errno));
-		return -1;
-	}
 	if ((m->name = arena_copy(st, name, strlen(name))) == NULL) {
 		log_errbuf(err, errlen, "out of memory");
 		return -1;
 	}
+	m->ino = ino;
 	for (p = name; *p >= '0' && *p <= '9' && m->time < UINT64_MAX / 10;
 	    p++)
 		m->time = m->time * 10 + (uint64_t)(*p - '0');
@@ -572,7 +593,8 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 	while ((errno = 0, de = readdir(dir)) != NULL) {
 		if (!maildir_regular(st->curfd, de))
 			continue;
-		if (maildir_add(st, de->d_name, err, errlen) == -1) {
+		if (maildir_add(st, de->d_name, (uint64_t)de->d_ino, err,
+		    errlen) == -1) {
 			closedir(dir);
 			return STORE_TEMP;
 		}
@@ -583,9 +605,214 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 		return STORE_TEMP;
 	}
 	closedir(dir);
+	if (maildir_sizes(st, err, errlen) == -1)
+		return STORE_TEMP;
 	if (st->count > 1)
 		qsort(st->msgs, st->count, sizeof(*st->msgs), msg_cmp);
 	return STORE_OK;
+}
+
+/* Compare the name up to ':' with key (a name without info). */
+static int
+base_vs(const char *name, const char *key)
+{
+	const unsigned char *x = (const void *)name, *y = (const void *)key;
+	int cx, cy;
+
+	for (;; x++, y++) {
+		cx = *x == ':' ? 0 : *x;
+		cy = *y;
+		if (cx != cy || cx == 0)
+			return cx - cy;
+	}
+}
+
+/* Order by the name up to ':', as the cache is. */
+static int
+base_cmp(const void *a, const void *b)
+{
+	const char *x = ((const struct msg *)a)->name;
+	const char *y = ((const struct msg *)b)->name;
+	const unsigned char *p = (const void *)x, *q = (const void *)y;
+	int cx, cy;
+
+	for (;; p++, q++) {
+		cx = *p == ':' ? 0 : *p;
+		cy = *q == ':' ? 0 : *q;
+		if (cx != cy || cx == 0)
+			return cx - cy;
+	}
+}
+
+/*
+ * Give the messages the sizes the cache knows, by a merge of both in
+ * base order.  Returns the number of cache entries read, or -1 when the
+ * cache is missing, damaged or of another version: then nothing is
+ * taken from it.  A damaged cache is never half trusted: its sizes are
+ * applied only after its digest has been checked.
+ */
+static long
+cache_read(struct store *st)
+{
+	char line[NAME_MAX + 32], head[128], want[2 * MD5_DIGEST_LEN + 1];
+	char got[2 * MD5_DIGEST_LEN + 1];
+	unsigned char d[MD5_DIGEST_LEN];
+	unsigned long long size, ino;
+	struct md5 m;
+	size_t i, len, k;
+	long entries = 0, pass;
+	char *tab, *end;
+	FILE *fp;
+	int fd, c;
+
+	/* Two passes: the digest first, then the sizes. */
+	for (pass = 0; pass < 2; pass++) {
+		fd = openat(st->dirfd, CACHE_NAME,
+		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd == -1 || (fp = fdopen(fd, "r")) == NULL) {
+			if (fd != -1)
+				close(fd);
+			return -1;
+		}
+		if (fgets(head, sizeof(head), fp) == NULL ||
+		    sscanf(head, CACHE_MAGIC " %32s", want) != 1) {
+			fclose(fp);
+			return -1;
+		}
+		md5_init(&m);
+		i = 0;
+		entries = 0;
+		while (fgets(line, sizeof(line), fp) != NULL) {
+			len = strlen(line);
+			if (len == 0 || line[len - 1] != '\n') {
+				fclose(fp);
+				return -1;	/* cut, or a line too long */
+			}
+			md5_update(&m, line, len);
+			entries++;
+			if (pass == 0)
+				continue;
+			line[len - 1] = '\0';
+			if ((tab = strchr(line, '\t')) == NULL)
+				continue;
+			*tab = '\0';
+			errno = 0;
+			ino = strtoull(tab + 1, &end, 10);
+			if (errno != 0 || *end != '\t' || end == tab + 1)
+				continue;
+			tab = end;
+			size = strtoull(tab + 1, &end, 10);
+			if (errno != 0 || *end != '\0' || end == tab + 1)
+				continue;
+			/* Merge: both are in base order. */
+			while (i < st->count && base_vs(st->msgs[i].name,
+			    line) < 0)
+				i++;
+			for (k = i; k < st->count &&
+			    base_vs(st->msgs[k].name, line) == 0; k++) {
+				if (st->msgs[k].ino != ino)
+					continue;	/* another file now */
+				st->msgs[k].size = size;
+				st->msgs[k].flags |= MSG_SIZED;
+			}
+		}
+		c = ferror(fp);
+		fclose(fp);
+		if (c)
+			return -1;
+		md5_final(&m, d);
+		for (k = 0; k < MD5_DIGEST_LEN; k++)
+			(void)snprintf(got + 2 * k, 3, "%02x", d[k]);
+		if (pass == 0 && strcmp(got, want) != 0)
+			return -1;
+	}
+	return entries;
+}
+
+/* Write the cache of the sizes of all messages, atomically.  0 or -1. */
+static int
+cache_write(struct store *st)
+{
+	char tmp[64], hex[2 * MD5_DIGEST_LEN + 1];
+	unsigned char d[MD5_DIGEST_LEN];
+	struct md5 m;
+	size_t i, k;
+	FILE *fp;
+	int fd, r;
+
+	(void)snprintf(tmp, sizeof(tmp), "%s.%ld", CACHE_NAME, (long)getpid());
+	/* The digest of the lines comes first: one pass to make it. */
+	md5_init(&m);
+	for (i = 0; i < st->count; i++) {
+		char line[NAME_MAX + 32];
+		int n = snprintf(line, sizeof(line), "%.*s\t%llu\t%llu\n",
+		    (int)store_maildir_colon(st->msgs[i].name),
+		    st->msgs[i].name, (unsigned long long)st->msgs[i].ino,
+		    (unsigned long long)st->msgs[i].size);
+
+		if (n > 0 && (size_t)n < sizeof(line))
+			md5_update(&m, line, (size_t)n);
+	}
+	md5_final(&m, d);
+	for (k = 0; k < MD5_DIGEST_LEN; k++)
+		(void)snprintf(hex + 2 * k, 3, "%02x", d[k]);
+	fd = openat(st->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (fd == -1 || (fp = fdopen(fd, "w")) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	r = fprintf(fp, CACHE_MAGIC " %s\n", hex) < 0;
+	for (i = 0; i < st->count && !r; i++)
+		r = fprintf(fp, "%.*s\t%llu\t%llu\n",
+		    (int)store_maildir_colon(st->msgs[i].name),
+		    st->msgs[i].name, (unsigned long long)st->msgs[i].ino,
+		    (unsigned long long)st->msgs[i].size) < 0;
+	if (fclose(fp) != 0 || r ||
+	    renameat(st->dirfd, tmp, st->dirfd, CACHE_NAME) == -1) {
+		(void)unlinkat(st->dirfd, tmp, 0);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The size of every message: from the cache where it knows the name,
+ * else from the file (once: the cache is then written anew).  No message
+ * file is opened or stat()ed when the cache knows them all.  0 or -1.
+ */
+static int
+maildir_sizes(struct store *st, char *err, size_t errlen)
+{
+	size_t i, kept = 0, misses = 0;
+	long entries;
+
+	if (st->count > 1)
+		qsort(st->msgs, st->count, sizeof(*st->msgs), base_cmp);
+	entries = cache_read(st);
+	for (i = 0; i < st->count; i++) {
+		struct msg *m = &st->msgs[i];
+
+		if (!(m->flags & MSG_SIZED)) {
+			if (maildir_msg_size(st, m->name, &m->size) == -1) {
+				if (errno == ENOENT || errno == ELOOP)
+					continue;	/* gone: not served */
+				log_errbuf(err, errlen, "cur/%s: %s", m->name,
+				    strerror(errno));
+				return -1;
+			}
+			misses++;
+		}
+		st->msgs[kept++] = *m;
+	}
+	if (misses > 0 || (entries != (long)kept && !(kept == 0 &&
+	    entries == -1))) {
+		st->count = kept;
+		(void)cache_write(st);	/* a cache not written costs time only */
+	}
+	st->count = kept;
+	return 0;
 }
 
 /*

@@ -103,6 +103,9 @@ void	store_close(struct store *);
 /* The length of the unique part of a Maildir name (before ':' or ','). */
 size_t	store_maildir_base(const char *name);
 
+/* The length of a Maildir name without its info (before ':'). */
+size_t	store_maildir_colon(const char *name);
+
 /* Parse a strict ",W=<size>" field of a Maildir name.  0 or -1. */
 int	store_maildir_wsize(const char *name, uint64_t *size);
 

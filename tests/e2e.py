@@ -840,6 +840,90 @@ def proxy_v2(command, family, body):
             + struct.pack('!H', len(body)) + body)
 
 
+class SizeCacheTest(Pop3Test):
+    """pop3d.sizes keeps the sizes of a Maildir's messages, so that a
+    later login opens no message; a cache that is damaged, or a file put
+    in a message's place, never gives a wrong size."""
+
+    def setUp(self):
+        super().setUp()
+        self.msgs = [msg(i) * (i + 1) for i in range(1, 6)]
+        self.msgs[2] = b'Subject: no final newline\n\nbody'
+        self.names = [self.box.deliver(m) for m in self.msgs]
+        self.cache = os.path.join(self.box.maildir, 'pop3d.sizes')
+
+    def sizes(self):
+        s = self.box.open()
+        self.assertOk(s.cmd('LIST'))
+        sizes = [int(l.split()[1]) for l in s.multi()]
+        for i in range(len(sizes)):
+            self.assertEqual(len(unstuff(self.retr(s, i + 1)[:-3]
+                                         .splitlines(True))),
+                             sizes[i])
+        s.quit()
+        return sizes
+
+    def expected(self):
+        return [len(convert(m)) for m in self.msgs]
+
+    def test_sizes_come_from_the_cache(self):
+        self.assertEqual(self.sizes(), self.expected())
+        self.assertTrue(os.path.exists(self.cache))
+        if not shutil.which('strace'):
+            self.skipTest('strace is not installed')
+        trace = os.path.join(self.box.base, 'trace')
+        argv = ['strace', '-f', '-qq', '-e', 'trace=open,openat,stat,'
+                'newfstatat,statx,lstat', '-o', trace] + self.box.argv()
+        self.box._own()
+        r = subprocess.run(argv, input=b'USER alice\r\nPASS secret\r\n'
+                           b'LIST\r\nUIDL\r\nQUIT\r\n',
+                           capture_output=True, timeout=30)
+        self.assertIn(b'+OK Bye', r.stdout)
+        with open(trace) as f:
+            calls = [l for l in f if any(n in l for n in self.names)]
+        self.assertEqual(calls, [], 'a later login touched messages')
+
+    def test_damaged_cache_is_rebuilt(self):
+        self.assertEqual(self.sizes(), self.expected())
+        with open(self.cache, 'rb') as f:
+            good = f.read()
+        lines = good.split(b'\n')
+        wrong = [l.rsplit(b'\t', 1)[0] + b'\t7' if b'\t' in l else l
+                 for l in lines]
+        for bad in (b'', b'garbage\n', good[:len(good) // 2],
+                    good[:-1], b'\n'.join(wrong),
+                    good.replace(b'pop3d-sizes 1', b'pop3d-sizes 9')):
+            with self.subTest(bad=bad[:40]):
+                with open(self.cache, 'wb') as f:
+                    f.write(bad)
+                self.assertEqual(self.sizes(), self.expected())
+                with open(self.cache, 'rb') as f:
+                    self.assertEqual(f.read(), good)
+
+    def test_file_put_in_a_message_place(self):
+        self.assertEqual(self.sizes(), self.expected())
+        # Same name, new content, written the Maildir way (tmp + rename).
+        name = self.box.listdir('cur')[1]
+        self.msgs[1] = b'Subject: replaced\n\n' + b'x\n' * 500
+        tmp = os.path.join(self.box.maildir, 'tmp', 'x')
+        with open(tmp, 'wb') as f:
+            f.write(self.msgs[1])
+        os.rename(tmp, os.path.join(self.box.maildir, 'cur', name))
+        self.assertEqual(self.sizes(), self.expected())
+
+    def test_deleted_and_new_messages(self):
+        self.assertEqual(self.sizes(), self.expected())
+        s = self.box.open()
+        s.ok('DELE 1')
+        s.quit()
+        del self.msgs[0]
+        self.msgs.append(b'Subject: new\n\nnew one\n')
+        self.box.deliver(self.msgs[-1])
+        self.assertEqual(self.sizes(), self.expected())
+        with open(self.cache, 'rb') as f:
+            self.assertEqual(f.read().count(b'\n'), 1 + len(self.msgs))
+
+
 class ProxyProtocolTest(Pop3Test):
     """--proxy-protocol: the client address comes from the header, which
     must be there and valid; what follows it is the POP3 session."""
