@@ -39,7 +39,7 @@
 #define MSG_SIZED	0x08	/* the size came from the cache */
 
 /* The size cache in the Maildir: a header with the MD5 of the lines,
- * then "base TAB inode TAB size" lines in base order (base: the name up
+ * then "base TAB inode TAB size" lines in message order (base: the name up
  * to its info, which carries S= where the MDA writes it).  A file put in
  * a message's place gets another inode, so its size is not taken. */
 #define CACHE_NAME	"pop3d.sizes"
@@ -102,6 +102,8 @@ static int	 maildir_seen_name(const char *, char *, size_t);
 static int	 msg_cmp(const void *, const void *);
 static int	 base_cmp(const void *, const void *);
 static int	 base_vs(const char *, const char *);
+static uint64_t	 name_time(const char *);
+static int	 msg_vs(const struct msg *, const char *);
 static long	 cache_read(struct store *);
 static int	 cache_write(struct store *);
 static int	 maildir_sizes(struct store *, char *, size_t);
@@ -518,12 +520,12 @@ maildir_add(struct store *st, const char *name, uint64_t ino, char *err,
     size_t errlen)
 {
 	char hex[2 * MD5_DIGEST_LEN + 1];
-	const char *flags, *p;
+	const char *flags;
 	struct msg *m, *grown;
 	size_t base, i, ncap;
 
 	if (st->count == st->cap) {
-		ncap = st->cap ? st->cap * 2 : 256;
+		ncap = st->cap ? st->cap + st->cap / 2 : 1024;
 		grown = reallocarray(st->msgs, ncap, sizeof(*st->msgs));
 		if (grown == NULL) {
 			log_errbuf(err, errlen, "out of memory");
@@ -546,9 +548,7 @@ maildir_add(struct store *st, const char *name, uint64_t ino, char *err,
 		return -1;
 	}
 	m->ino = ino;
-	for (p = name; *p >= '0' && *p <= '9' && m->time < UINT64_MAX / 10;
-	    p++)
-		m->time = m->time * 10 + (uint64_t)(*p - '0');
+	m->time = name_time(name);
 
 	/* The UIDL is the unique part of the name if RFC 1939 allows it. */
 	base = store_maildir_base(name);
@@ -577,7 +577,29 @@ msg_cmp(const void *a, const void *b)
 
 	if (x->time != y->time)
 		return x->time < y->time ? -1 : 1;
-	return strcmp(x->name, y->name);
+	return base_cmp(x, y);
+}
+
+/* The leading number of a Maildir name: its delivery time. */
+static uint64_t
+name_time(const char *name)
+{
+	uint64_t t = 0;
+
+	for (; *name >= '0' && *name <= '9' && t < UINT64_MAX / 10; name++)
+		t = t * 10 + (uint64_t)(*name - '0');
+	return t;
+}
+
+/* Compare message m with a cache key (a name without info). */
+static int
+msg_vs(const struct msg *m, const char *key)
+{
+	uint64_t t = name_time(key);
+
+	if (m->time != t)
+		return m->time < t ? -1 : 1;
+	return base_vs(m->name, key);
 }
 
 static enum store_result
@@ -607,8 +629,15 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 	closedir(dir);
 	if (maildir_sizes(st, err, errlen) == -1)
 		return STORE_TEMP;
-	if (st->count > 1)
-		qsort(st->msgs, st->count, sizeof(*st->msgs), msg_cmp);
+	if (st->count > 0 && st->count < st->cap) {
+		struct msg *fit = reallocarray(st->msgs, st->count,
+		    sizeof(*st->msgs));
+
+		if (fit != NULL) {
+			st->msgs = fit;
+			st->cap = st->count;
+		}
+	}
 	return STORE_OK;
 }
 
@@ -627,7 +656,7 @@ base_vs(const char *name, const char *key)
 	}
 }
 
-/* Order by the name up to ':', as the cache is. */
+/* Order by the name up to ':' (flags may change, the order does not). */
 static int
 base_cmp(const void *a, const void *b)
 {
@@ -646,85 +675,84 @@ base_cmp(const void *a, const void *b)
 
 /*
  * Give the messages the sizes the cache knows, by a merge of both in
- * base order.  Returns the number of cache entries read, or -1 when the
+ * message order (delivery time, then name up to the flags).  Returns the number of cache entries read, or -1 when the
  * cache is missing, damaged or of another version: then nothing is
- * taken from it.  A damaged cache is never half trusted: its sizes are
- * applied only after its digest has been checked.
+ * taken from it.  A damaged cache is never half trusted: when its
+ * digest does not match, every size taken from it is dropped again.
  */
 static long
 cache_read(struct store *st)
 {
-	char line[NAME_MAX + 32], head[128], want[2 * MD5_DIGEST_LEN + 1];
+	char line[NAME_MAX + 64], head[128], want[2 * MD5_DIGEST_LEN + 1];
 	char got[2 * MD5_DIGEST_LEN + 1];
 	unsigned char d[MD5_DIGEST_LEN];
 	unsigned long long size, ino;
 	struct md5 m;
-	size_t i, len, k;
-	long entries = 0, pass;
+	size_t i = 0, len, k;
+	long entries = 0;
 	char *tab, *end;
 	FILE *fp;
-	int fd, c;
+	int fd, bad = 0;
 
-	/* Two passes: the digest first, then the sizes. */
-	for (pass = 0; pass < 2; pass++) {
-		fd = openat(st->dirfd, CACHE_NAME,
-		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd == -1 || (fp = fdopen(fd, "r")) == NULL) {
-			if (fd != -1)
-				close(fd);
-			return -1;
-		}
-		if (fgets(head, sizeof(head), fp) == NULL ||
-		    sscanf(head, CACHE_MAGIC " %32s", want) != 1) {
-			fclose(fp);
-			return -1;
-		}
-		md5_init(&m);
-		i = 0;
-		entries = 0;
-		while (fgets(line, sizeof(line), fp) != NULL) {
-			len = strlen(line);
-			if (len == 0 || line[len - 1] != '\n') {
-				fclose(fp);
-				return -1;	/* cut, or a line too long */
-			}
-			md5_update(&m, line, len);
-			entries++;
-			if (pass == 0)
-				continue;
-			line[len - 1] = '\0';
-			if ((tab = strchr(line, '\t')) == NULL)
-				continue;
-			*tab = '\0';
-			errno = 0;
-			ino = strtoull(tab + 1, &end, 10);
-			if (errno != 0 || *end != '\t' || end == tab + 1)
-				continue;
-			tab = end;
-			size = strtoull(tab + 1, &end, 10);
-			if (errno != 0 || *end != '\0' || end == tab + 1)
-				continue;
-			/* Merge: both are in base order. */
-			while (i < st->count && base_vs(st->msgs[i].name,
-			    line) < 0)
-				i++;
-			for (k = i; k < st->count &&
-			    base_vs(st->msgs[k].name, line) == 0; k++) {
-				if (st->msgs[k].ino != ino)
-					continue;	/* another file now */
-				st->msgs[k].size = size;
-				st->msgs[k].flags |= MSG_SIZED;
-			}
-		}
-		c = ferror(fp);
+	fd = openat(st->dirfd, CACHE_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1 || (fp = fdopen(fd, "r")) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	if (fgets(head, sizeof(head), fp) == NULL ||
+	    sscanf(head, CACHE_MAGIC " %32s", want) != 1) {
 		fclose(fp);
-		if (c)
-			return -1;
-		md5_final(&m, d);
-		for (k = 0; k < MD5_DIGEST_LEN; k++)
-			(void)snprintf(got + 2 * k, 3, "%02x", d[k]);
-		if (pass == 0 && strcmp(got, want) != 0)
-			return -1;
+		return -1;
+	}
+	md5_init(&m);
+	while (!bad && fgets(line, sizeof(line), fp) != NULL) {
+		len = strlen(line);
+		if (len == 0 || line[len - 1] != '\n') {
+			bad = 1;	/* cut, or a line too long */
+			break;
+		}
+		md5_update(&m, line, len);
+		entries++;
+		line[len - 1] = '\0';
+		if ((tab = strchr(line, '\t')) == NULL) {
+			bad = 1;
+			break;
+		}
+		*tab = '\0';
+		errno = 0;
+		ino = strtoull(tab + 1, &end, 10);
+		if (errno != 0 || *end != '\t' || end == tab + 1) {
+			bad = 1;
+			break;
+		}
+		tab = end;
+		size = strtoull(tab + 1, &end, 10);
+		if (errno != 0 || *end != '\0' || end == tab + 1) {
+			bad = 1;
+			break;
+		}
+		/* Merge: both are in message order. */
+		while (i < st->count && msg_vs(&st->msgs[i], line) < 0)
+			i++;
+		for (k = i; k < st->count && msg_vs(&st->msgs[k], line) == 0;
+		    k++) {
+			if (st->msgs[k].ino != ino)
+				continue;	/* another file now */
+			st->msgs[k].size = size;
+			st->msgs[k].flags |= MSG_SIZED;
+		}
+	}
+	bad |= ferror(fp);
+	fclose(fp);
+	md5_final(&m, d);
+	for (k = 0; k < MD5_DIGEST_LEN; k++)
+		(void)snprintf(got + 2 * k, 3, "%02x", d[k]);
+	if (bad || strcmp(got, want) != 0) {
+		/* Not one size from a damaged cache is kept. */
+		for (k = 0; k < st->count; k++)
+			st->msgs[k].flags &= (unsigned char)~MSG_SIZED;
+		return -1;
 	}
 	return entries;
 }
@@ -789,7 +817,7 @@ maildir_sizes(struct store *st, char *err, size_t errlen)
 	long entries;
 
 	if (st->count > 1)
-		qsort(st->msgs, st->count, sizeof(*st->msgs), base_cmp);
+		qsort(st->msgs, st->count, sizeof(*st->msgs), msg_cmp);
 	entries = cache_read(st);
 	for (i = 0; i < st->count; i++) {
 		struct msg *m = &st->msgs[i];
