@@ -97,6 +97,8 @@ static void	on_alarm(int);
 static int	out_flush(struct session *);
 static int	out_put(struct session *, const char *, size_t);
 static int	out_emit(void *, const char *, size_t);
+static void	scan_line(struct session *, size_t, const char *, size_t,
+		    uint64_t);
 static void	reply(struct session *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static enum read_result read_line(struct session *, char **, size_t);
@@ -210,6 +212,38 @@ static int
 out_emit(void *ctx, const char *buf, size_t len)
 {
 	return out_put(ctx, buf, len);
+}
+
+/*
+ * One line of a LIST or UIDL listing, "n size" or "n uidl": formatted
+ * here rather than by reply(), as a listing may have 100,000 of them.
+ */
+static void
+scan_line(struct session *s, size_t n, const char *word, size_t len,
+    uint64_t size)
+{
+	char line[24 + 1 + 70 + 2], digits[24];
+	size_t k = 0, d = 0;
+
+	do
+		digits[d++] = (char)('0' + n % 10);
+	while ((n /= 10) > 0);
+	while (d > 0)
+		line[k++] = digits[--d];
+	line[k++] = ' ';
+	if (word != NULL) {
+		memcpy(line + k, word, len);	/* len <= 70: a UIDL */
+		k += len;
+	} else {
+		do
+			digits[d++] = (char)('0' + size % 10);
+		while ((size /= 10) > 0);
+		while (d > 0)
+			line[k++] = digits[--d];
+	}
+	line[k++] = '\r';
+	line[k++] = '\n';
+	(void)out_put(s, line, k);
 }
 
 /* One reply line, CRLF added, never longer than RFC 1939 allows. */
@@ -797,8 +831,7 @@ cmd_list(struct session *s, char *args)
 	    (unsigned long long)s->left_bytes);
 	for (i = 0; i < s->count; i++)
 		if (!store_deleted(s->store, i))
-			reply(s, "%zu %llu", i + 1,
-			    (unsigned long long)store_size(s->store, i));
+			scan_line(s, i + 1, NULL, 0, store_size(s->store, i));
 	reply(s, ".");
 	return CMD_OK;
 }
@@ -827,7 +860,7 @@ cmd_uidl(struct session *s, char *args)
 		if (store_deleted(s->store, i))
 			continue;
 		uidl = store_uidl(s->store, i, &len);
-		reply(s, "%zu %.*s", i + 1, (int)len, uidl);
+		scan_line(s, i + 1, uidl, len, 0);
 	}
 	reply(s, ".");
 	return CMD_OK;

@@ -38,12 +38,13 @@
 #define MSG_SEEN	0x04
 #define MSG_SIZED	0x08	/* the size came from the cache */
 
-/* The size cache in the Maildir: a header with the MD5 of the lines,
+/* The size cache in the Maildir: a header with a checksum of the lines,
  * then "base TAB inode TAB size" lines in message order (base: the name up
  * to its info, which carries S= where the MDA writes it).  A file put in
  * a message's place gets another inode, so its size is not taken. */
 #define CACHE_NAME	"pop3d.sizes"
-#define CACHE_MAGIC	"pop3d-sizes 1"
+#define CACHE_MAGIC	"pop3d-sizes 2"
+#define CACHE_SUM_INIT	0xcbf29ce484222325ULL
 
 struct msg {
 	char		*name;		/* in cur/ */
@@ -106,6 +107,7 @@ static uint64_t	 name_time(const char *);
 static int	 msg_vs(const struct msg *, const char *);
 static long	 cache_read(struct store *);
 static int	 cache_write(struct store *);
+static uint64_t	 cache_sum(uint64_t, const char *, size_t);
 static int	 maildir_sizes(struct store *, char *, size_t);
 static int	 path_put(char *, size_t, size_t *, const char *, size_t);
 static enum store_result mbox_open(struct store *, const char *, char *,
@@ -678,16 +680,14 @@ base_cmp(const void *a, const void *b)
  * message order (delivery time, then name up to the flags).  Returns the number of cache entries read, or -1 when the
  * cache is missing, damaged or of another version: then nothing is
  * taken from it.  A damaged cache is never half trusted: when its
- * digest does not match, every size taken from it is dropped again.
+ * checksum does not match, every size taken from it is dropped again.
  */
 static long
 cache_read(struct store *st)
 {
-	char line[NAME_MAX + 64], head[128], want[2 * MD5_DIGEST_LEN + 1];
-	char got[2 * MD5_DIGEST_LEN + 1];
-	unsigned char d[MD5_DIGEST_LEN];
-	unsigned long long size, ino;
-	struct md5 m;
+	char line[NAME_MAX + 64], head[64];
+	unsigned long long size, ino, want;
+	uint64_t sum = CACHE_SUM_INIT;
 	size_t i = 0, len, k;
 	long entries = 0;
 	char *tab, *end;
@@ -701,18 +701,17 @@ cache_read(struct store *st)
 		return -1;
 	}
 	if (fgets(head, sizeof(head), fp) == NULL ||
-	    sscanf(head, CACHE_MAGIC " %32s", want) != 1) {
+	    sscanf(head, CACHE_MAGIC " %16llx", &want) != 1) {
 		fclose(fp);
 		return -1;
 	}
-	md5_init(&m);
 	while (!bad && fgets(line, sizeof(line), fp) != NULL) {
 		len = strlen(line);
 		if (len == 0 || line[len - 1] != '\n') {
 			bad = 1;	/* cut, or a line too long */
 			break;
 		}
-		md5_update(&m, line, len);
+		sum = cache_sum(sum, line, len);
 		entries++;
 		line[len - 1] = '\0';
 		if ((tab = strchr(line, '\t')) == NULL) {
@@ -745,10 +744,7 @@ cache_read(struct store *st)
 	}
 	bad |= ferror(fp);
 	fclose(fp);
-	md5_final(&m, d);
-	for (k = 0; k < MD5_DIGEST_LEN; k++)
-		(void)snprintf(got + 2 * k, 3, "%02x", d[k]);
-	if (bad || strcmp(got, want) != 0) {
+	if (bad || sum != want) {
 		/* Not one size from a damaged cache is kept. */
 		for (k = 0; k < st->count; k++)
 			st->msgs[k].flags &= (unsigned char)~MSG_SIZED;
@@ -757,33 +753,20 @@ cache_read(struct store *st)
 	return entries;
 }
 
-/* Write the cache of the sizes of all messages, atomically.  0 or -1. */
+/*
+ * Write the cache of the sizes of all messages, atomically: the lines,
+ * then the header with their checksum in front, then the rename.
+ */
 static int
 cache_write(struct store *st)
 {
-	char tmp[64], hex[2 * MD5_DIGEST_LEN + 1];
-	unsigned char d[MD5_DIGEST_LEN];
-	struct md5 m;
-	size_t i, k;
+	char tmp[64], head[64], line[NAME_MAX + 64];
+	uint64_t sum = CACHE_SUM_INIT;
+	size_t i;
 	FILE *fp;
-	int fd, r;
+	int fd, n, r = 0;
 
 	(void)snprintf(tmp, sizeof(tmp), "%s.%ld", CACHE_NAME, (long)getpid());
-	/* The digest of the lines comes first: one pass to make it. */
-	md5_init(&m);
-	for (i = 0; i < st->count; i++) {
-		char line[NAME_MAX + 32];
-		int n = snprintf(line, sizeof(line), "%.*s\t%llu\t%llu\n",
-		    (int)store_maildir_colon(st->msgs[i].name),
-		    st->msgs[i].name, (unsigned long long)st->msgs[i].ino,
-		    (unsigned long long)st->msgs[i].size);
-
-		if (n > 0 && (size_t)n < sizeof(line))
-			md5_update(&m, line, (size_t)n);
-	}
-	md5_final(&m, d);
-	for (k = 0; k < MD5_DIGEST_LEN; k++)
-		(void)snprintf(hex + 2 * k, 3, "%02x", d[k]);
 	fd = openat(st->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
 	    O_CLOEXEC, 0600);
 	if (fd == -1 || (fp = fdopen(fd, "w")) == NULL) {
@@ -791,18 +774,43 @@ cache_write(struct store *st)
 			close(fd);
 		return -1;
 	}
-	r = fprintf(fp, CACHE_MAGIC " %s\n", hex) < 0;
-	for (i = 0; i < st->count && !r; i++)
-		r = fprintf(fp, "%.*s\t%llu\t%llu\n",
+	n = snprintf(head, sizeof(head), CACHE_MAGIC " %016llx\n", 0ULL);
+	r = fwrite(head, 1, (size_t)n, fp) != (size_t)n;
+	for (i = 0; i < st->count && !r; i++) {
+		n = snprintf(line, sizeof(line), "%.*s\t%llu\t%llu\n",
 		    (int)store_maildir_colon(st->msgs[i].name),
 		    st->msgs[i].name, (unsigned long long)st->msgs[i].ino,
-		    (unsigned long long)st->msgs[i].size) < 0;
-	if (fclose(fp) != 0 || r ||
+		    (unsigned long long)st->msgs[i].size);
+		if (n < 0 || (size_t)n >= sizeof(line))
+			continue;	/* the next login measures it again */
+		sum = cache_sum(sum, line, (size_t)n);
+		r = fwrite(line, 1, (size_t)n, fp) != (size_t)n;
+	}
+	n = snprintf(head, sizeof(head), CACHE_MAGIC " %016llx\n",
+	    (unsigned long long)sum);
+	if (fflush(fp) != 0 || r ||
+	    pwrite(fd, head, (size_t)n, 0) != n) {
+		fclose(fp);
+		(void)unlinkat(st->dirfd, tmp, 0);
+		return -1;
+	}
+	if (fclose(fp) != 0 ||
 	    renameat(st->dirfd, tmp, st->dirfd, CACHE_NAME) == -1) {
 		(void)unlinkat(st->dirfd, tmp, 0);
 		return -1;
 	}
 	return 0;
+}
+
+/* FNV-1a, 64 bits: enough to tell a damaged cache from a good one. */
+static uint64_t
+cache_sum(uint64_t h, const char *p, size_t n)
+{
+	while (n-- > 0) {
+		h ^= (unsigned char)*p++;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
 }
 
 /*

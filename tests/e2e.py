@@ -892,7 +892,7 @@ class SizeCacheTest(Pop3Test):
                  for l in lines]
         for bad in (b'', b'garbage\n', good[:len(good) // 2],
                     good[:-1], b'\n'.join(wrong),
-                    good.replace(b'pop3d-sizes 1', b'pop3d-sizes 9')):
+                    good.replace(b'pop3d-sizes ', b'pop3d-sizes 9', 1)):
             with self.subTest(bad=bad[:40]):
                 with open(self.cache, 'wb') as f:
                     f.write(bad)
