@@ -69,6 +69,11 @@ lint:
 	clang-tidy --quiet --warnings-as-errors='*' $(SRCS) -- \
 		$(POP3D_CPPFLAGS) -std=c11
 
+# The benchmark against Dovecot and popa3d (see README.md, Performance);
+# QUICK=1 runs the 10,000-message mailbox only.  Not part of check.
+bench: pop3d
+	$(PYTHON) bench/bench.py $(if $(QUICK),--quick)
+
 # A demo mailbox served on 127.0.0.1:1110 (user demo, password demo).
 demo: pop3d
 	@sh tests/demo.sh
@@ -102,6 +107,6 @@ uninstall:
 clean:
 	rm -f pop3d *.o $(OBJS:.o=.d) pop3d.d tests/*.o $(TEST_OBJS:.o=.d) tests/check_pop3d
 
-.PHONY: all check deps check-asan sanitize lint demo install uninstall clean
+.PHONY: all check deps check-asan sanitize lint bench demo install uninstall clean
 
 -include $(OBJS:.o=.d) pop3d.d $(TEST_OBJS:.o=.d)
