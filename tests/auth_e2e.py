@@ -27,8 +27,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pop3test import (Box, Closed, Listener, Session,  # noqa: E402
-                      convert, proc_status, wire)
+from pop3test import (Box, Closed, Listener, Pop3Assertions,  # noqa: E402
+                      Session, convert, proc_status, wire)
 
 IS_ROOT = os.geteuid() == 0
 NEEDS_ROOT = 'needs root (system users, getspnam, uid switch)'
@@ -201,7 +201,7 @@ sys.exit(main())
 '''
 
 
-class AuthCase(unittest.TestCase):
+class AuthCase(Pop3Assertions, unittest.TestCase):
     """A test with its own mailbox and passwd-file (alice, {PLAIN}secret)."""
 
     def setUp(self):
@@ -215,15 +215,6 @@ class AuthCase(unittest.TestCase):
             old.kill()
         return self.box.start(*extra, **kwargs)
 
-    def assertOk(self, reply, expected=None):
-        if expected is not None:
-            self.assertEqual(reply, expected)
-        self.assertTrue(reply.startswith(b'+OK'), reply)
-
-    def assertErr(self, reply, prefix=b'-ERR'):
-        self.assertTrue(reply.startswith(prefix),
-                        'expected %r..., got %r' % (prefix, reply))
-
     def assertLoggedIn(self, reply):
         self.assertTrue(reply.startswith(LOGGED_IN),
                         'expected %r..., got %r' % (LOGGED_IN, reply))
@@ -236,19 +227,11 @@ class AuthCase(unittest.TestCase):
         self.assertEqual(s.read_eof(), b'')
         self.assertEqual(s.wait(), status)
 
-    def capa(self, s):
-        self.assertOk(s.cmd('CAPA'))
-        return [line[:-2].decode() for line in s.multi()]
-
     def sasl(self, caps):
         """The mechanisms of the SASL capability, or None without one."""
         lines = [c for c in caps if c.upper().startswith('SASL')]
         self.assertLessEqual(len(lines), 1, caps)
         return set(lines[0].split()[1:]) if lines else None
-
-    def uidls(self, s):
-        self.assertOk(s.cmd('UIDL'))
-        return [line[:-2].split(b' ', 1)[1].decode() for line in s.multi()]
 
     def auth_login(self, s, user, password, initial=False):
         """AUTH LOGIN through both challenges; the final reply."""

@@ -30,7 +30,7 @@ import auth_e2e  # noqa: E402
 import deploy  # noqa: E402
 import launchers  # noqa: E402
 import mbox_e2e  # noqa: E402
-from pop3test import (Box, Listener, check_status, convert,  # noqa: E402
+from pop3test import (Box, Listener, Pop3Assertions, check_status, convert,  # noqa: E402
                       proc_status, stuff, top, unstuff, wire)
 
 POP3D = os.path.join(os.path.dirname(os.path.dirname(
@@ -72,30 +72,12 @@ def run(args, stdin=b'', timeout=10):
                           timeout=timeout)
 
 
-class Pop3Test(unittest.TestCase):
+class Pop3Test(Pop3Assertions, unittest.TestCase):
     """A test with its own mailbox."""
 
     def setUp(self):
         self.box = Box(POP3D)
         self.addCleanup(self.box.cleanup)
-
-    def assertOk(self, reply, expected=None):
-        if expected is not None:
-            self.assertEqual(reply, expected)
-        self.assertTrue(reply.startswith(b'+OK'), reply)
-
-    def assertErr(self, reply, prefix=b'-ERR'):
-        self.assertTrue(reply.startswith(prefix),
-                        'expected %r..., got %r' % (prefix, reply))
-
-    def capa(self, s):
-        self.assertOk(s.cmd('CAPA'))
-        return [line[:-2].decode() for line in s.multi()]
-
-    def retr(self, s, n):
-        """The multi-line body of RETR n, terminator included."""
-        self.assertOk(s.cmd('RETR %d' % n))
-        return b''.join(s.multi()) + b'.\r\n'
 
     def list_size(self, s, n):
         m = LIST_RE.match(s.cmd('LIST %d' % n))
@@ -103,14 +85,6 @@ class Pop3Test(unittest.TestCase):
         self.assertEqual(int(m.group(1)), n)
         return int(m.group(2))
 
-    def uidls(self, s):
-        self.assertOk(s.cmd('UIDL'))
-        out = []
-        for i, line in enumerate(s.multi(), 1):
-            num, _, uid = line[:-2].partition(b' ')
-            self.assertEqual(int(num), i, line)
-            out.append(uid.decode('ascii'))
-        return out
 
 
 class CommandLineTest(Pop3Test):

@@ -34,7 +34,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pop3test import Box, Listener, convert, top, wire  # noqa: E402
+from pop3test import (Box, Listener, Pop3Assertions, convert,  # noqa: E402
+                      top, wire)
 
 IS_ROOT = os.geteuid() == 0
 
@@ -308,7 +309,7 @@ def mta_append(path, data, dotlock=True, timeout=10.0):
             os.unlink(lock)
 
 
-class MboxTest(unittest.TestCase):
+class MboxTest(Pop3Assertions, unittest.TestCase):
     """A test with its own mbox."""
 
     spool = False
@@ -324,13 +325,6 @@ class MboxTest(unittest.TestCase):
         self.box = MboxBox(pop3d_binary(), spool=True)
         self.addCleanup(self.box.cleanup)
 
-    def assertOk(self, reply):
-        self.assertTrue(reply.startswith(b'+OK'), reply)
-
-    def assertErr(self, reply, prefix=b'-ERR'):
-        self.assertTrue(reply.startswith(prefix),
-                        'expected %r..., got %r' % (prefix, reply))
-
     def open(self, timeout=LOGIN_AT_ONCE):
         s = self.box.start()
         s.ok('USER alice')
@@ -344,19 +338,6 @@ class MboxTest(unittest.TestCase):
         m = STAT_RE.match(reply)
         self.assertTrue(m, reply)
         return int(m.group(1)), int(m.group(2))
-
-    def retr(self, s, n):
-        self.assertOk(s.cmd('RETR %d' % n))
-        return b''.join(s.multi()) + b'.\r\n'
-
-    def uidls(self, s):
-        self.assertOk(s.cmd('UIDL'))
-        out = []
-        for i, line in enumerate(s.multi(), 1):
-            num, _, uid = line[:-2].partition(b' ')
-            self.assertEqual(int(num), i, line)
-            out.append(uid.decode('ascii'))
-        return out
 
     def sizes(self, s):
         self.assertOk(s.cmd('LIST'))

@@ -297,6 +297,40 @@ class Session:
                 pass
 
 
+class Pop3Assertions:
+    """Checks and small dialogues shared by the end-to-end test cases;
+    mixed into unittest.TestCase subclasses."""
+
+    def assertOk(self, reply, expected=None):
+        if expected is not None:
+            self.assertEqual(reply, expected)
+        self.assertTrue(reply.startswith(b'+OK'), reply)
+
+    def assertErr(self, reply, prefix=b'-ERR'):
+        self.assertTrue(reply.startswith(prefix),
+                        'expected %r..., got %r' % (prefix, reply))
+
+    def capa(self, s):
+        """The CAPA lines, as text."""
+        self.assertOk(s.cmd('CAPA'))
+        return [line[:-2].decode() for line in s.multi()]
+
+    def retr(self, s, n):
+        """The multi-line body of RETR n, terminator included."""
+        self.assertOk(s.cmd('RETR %d' % n))
+        return b''.join(s.multi()) + b'.\r\n'
+
+    def uidls(self, s):
+        """The UIDL listing, checked to be numbered 1, 2, ..."""
+        self.assertOk(s.cmd('UIDL'))
+        out = []
+        for i, line in enumerate(s.multi(), 1):
+            num, _, uid = line[:-2].partition(b' ')
+            self.assertEqual(int(num), i, line)
+            out.append(uid.decode('ascii'))
+        return out
+
+
 class Box:
     """A temporary home with a Maildir, a passwd-file and a log file.
 
