@@ -492,9 +492,9 @@ mbox_lock(const char *path, int fd, int *dotlocked, char *err,
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	struct timespec tick = { 0, 100 * 1000 * 1000 };
 	int mode = fcntl(fd, F_GETFL);
-	char lock[PATH_MAX_POP3], pid[32];
+	char lock[PATH_MAX_POP3], tmp[PATH_MAX_POP3 + 32], pid[32];
 	struct stat sb;
-	int n, lfd, tries, held = 0;
+	int n, lfd, tries, held = 0, made = 0;
 
 	*dotlocked = 0;
 	/* A mailbox we may only read gets a read lock, and no rewrite. */
@@ -505,22 +505,35 @@ mbox_lock(const char *path, int fd, int *dotlocked, char *err,
 		log_errbuf(err, errlen, "%s: path too long", path);
 		return -1;
 	}
-	for (tries = 0; tries < MBOX_LOCK_WAIT * 10; tries++) {
-		lfd = open(lock, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0644);
-		if (lfd != -1) {
-			/* The pid, for people; the lock is the file itself,
-			 * so a short write does not matter. */
-			n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-			if (write(lfd, pid, (size_t)n) != n)
-				log_msg(LOG_NOTICE, "%s: short write", lock);
-			close(lfd);
+	/*
+	 * The lock is made whole, pid and all, under another name and then
+	 * linked into place (as liblockfile does), so that a lock of ours
+	 * always names its process, even if we die right after making it.
+	 */
+	n = snprintf(tmp, sizeof(tmp), "%s.lock.%ld", path, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		log_errbuf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	lfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	    0644);
+	if (lfd != -1) {
+		made = write(lfd, pid, (size_t)n) == n;
+		close(lfd);
+		if (!made)
+			(void)unlink(tmp);
+	}
+	/* Without the right to write here, there is no dotlock to take:
+	 * the other writers lock by fcntl too. */
+	for (tries = 0; made && tries < MBOX_LOCK_WAIT * 10; tries++) {
+		if (link(tmp, lock) == 0) {
 			*dotlocked = 1;
 			break;
 		}
 		if (errno != EEXIST) {
 			held = 0;
-			break;	/* no right to dotlock here: the others do */
+			break;
 		}
 		held = 1;
 		/* A lock left by a writer that died is stale: at once when
@@ -534,6 +547,8 @@ mbox_lock(const char *path, int fd, int *dotlocked, char *err,
 		}
 		(void)nanosleep(&tick, NULL);
 	}
+	if (made)
+		(void)unlink(tmp);	/* its work is done */
 	if (!*dotlocked && held) {
 		log_errbuf(err, errlen, "%s is held by another program", lock);
 		return -1;

@@ -97,6 +97,8 @@ static void	on_alarm(int);
 static int	out_flush(struct session *);
 static int	out_put(struct session *, const char *, size_t);
 static int	out_emit(void *, const char *, size_t);
+static char	*out_reserve(void *, size_t, size_t *);
+static void	 out_commit(void *, size_t);
 static void	scan_line(struct session *, size_t, const char *, size_t,
 		    uint64_t);
 static void	reply(struct session *, const char *, ...)
@@ -205,6 +207,25 @@ out_put(struct session *s, const char *buf, size_t len)
 	memcpy(s->out + s->out_len, buf, len);
 	s->out_len += len;
 	return 0;
+}
+
+/* stream_reserve: room at the end of the reply buffer. */
+static char *
+out_reserve(void *ctx, size_t need, size_t *room)
+{
+	struct session *s = ctx;
+
+	if (sizeof(s->out) - s->out_len < need && out_flush(s) == -1)
+		return NULL;
+	*room = sizeof(s->out) - s->out_len;
+	return s->out + s->out_len;
+}
+
+/* stream_commit: what was written there. */
+static void
+out_commit(void *ctx, size_t used)
+{
+	((struct session *)ctx)->out_len += used;
 }
 
 /* stream_emit for message data. */
@@ -889,7 +910,8 @@ send_message(struct session *s, size_t i, long body_lines)
 		    (unsigned long long)store_size(s->store, i));
 	else
 		reply(s, "+OK Top of message follows");
-	r = store_msg_send(s->store, i, fd, body_lines, out_emit, s);
+	r = store_msg_send(s->store, i, fd, body_lines, out_emit, out_reserve,
+	    out_commit, s);
 	close(fd);
 	if (r == -1) {
 		log_msg(LOG_ERR, "message %zu read error: user=%s rip=%s: %s",

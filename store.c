@@ -1077,11 +1077,12 @@ store_msg_open(struct store *st, size_t i, char *err, size_t errlen)
 
 int
 store_msg_send(struct store *st, size_t i, int fd, long body_lines,
-    stream_emit emit, void *ctx)
+    stream_emit emit, stream_reserve reserve, stream_commit commit,
+    void *ctx)
 {
 	if (st->mbox)
 		return mbox_send(fd, &st->idx.v[i], body_lines, emit, ctx);
-	return stream_fd(fd, body_lines, emit, ctx);
+	return stream_fd_direct(fd, body_lines, emit, reserve, commit, ctx);
 }
 
 /* UPDATE for an mbox: rewrite it without the deleted messages. */

@@ -77,11 +77,14 @@ int	store_msg_open(struct store *, size_t i, char *err, size_t errlen);
 
 /*
  * Send message i, read from the fd store_msg_open() gave, as POP3 does
- * (see stream.h): whole when body_lines < 0, else TOP.  0; -1 when
+ * (see stream.h): whole when body_lines < 0, else TOP; reserve and
+ * commit (may be NULL) let whole messages go straight into the caller's
+ * buffer.  0; -1 when
  * reading failed (errno); -2 when emit stopped the stream.
  */
 int	store_msg_send(struct store *, size_t i, int fd, long body_lines,
-	    stream_emit emit, void *ctx);
+	    stream_emit emit, stream_reserve reserve, stream_commit commit,
+	    void *ctx);
 
 /* Marks kept until store_commit(): deleted, and retrieved (gets S). */
 void	store_set_deleted(struct store *, size_t i, int on);

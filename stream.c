@@ -13,6 +13,7 @@
 #include "stream.h"
 
 static int	stream_line_end(struct stream *);
+static int	stream_feed_direct(struct stream *, const char *, const char *);
 static ssize_t	read_some(int, char *, size_t);
 
 /* read(2), again when a signal interrupted it. */
@@ -35,6 +36,56 @@ stream_init(struct stream *st, long body_lines, stream_emit emit, void *ctx)
 	st->lines_left = body_lines;
 	st->in_header = 1;
 	st->bol = 1;
+}
+
+void
+stream_direct(struct stream *st, stream_reserve reserve, stream_commit commit)
+{
+	st->reserve = reserve;
+	st->commit = commit;
+}
+
+/*
+ * The whole-message path of stream_feed(): converted octets go straight
+ * into the caller's buffer, a slice of input at a time that is sure to
+ * fit (each input octet gives at most two).
+ */
+static int
+stream_feed_direct(struct stream *st, const char *p, const char *end)
+{
+	const char *lf, *stop;
+	char *out, *o;
+	size_t room, n;
+
+	while (p < end) {
+		if ((out = st->reserve(st->ctx, 64, &room)) == NULL)
+			return -1;
+		stop = (size_t)(end - p) > room / 2 ? p + room / 2 : end;
+		for (o = out; p < stop; ) {
+			if (st->bol && *p == '.')
+				*o++ = '.';
+			st->bol = 0;
+			if ((lf = memchr(p, '\n', (size_t)(stop - p))) == NULL) {
+				n = (size_t)(stop - p);
+				memcpy(o, p, n);
+				o += n;
+				st->prev_cr = stop[-1] == '\r';
+				p = stop;
+				break;
+			}
+			n = (size_t)(lf - p);
+			memcpy(o, p, n);
+			o += n;
+			if (!(n > 0 ? lf[-1] == '\r' : st->prev_cr))
+				*o++ = '\r';
+			*o++ = '\n';
+			st->bol = 1;
+			st->prev_cr = 0;
+			p = lf + 1;
+		}
+		st->commit(st->ctx, (size_t)(o - out));
+	}
+	return 0;
 }
 
 int
@@ -70,6 +121,8 @@ stream_feed(struct stream *st, const char *buf, size_t len)
 	const char *p = buf, *end = buf + len, *lf;
 	size_t n;
 
+	if (st->reserve != NULL && st->lines_left < 0)
+		return stream_feed_direct(st, buf, end);
 	while (p < end && !st->done) {
 		if (st->bol && *p == '.' && st->emit(st->ctx, ".", 1) == -1)
 			return -1;
@@ -118,11 +171,20 @@ stream_finish(struct stream *st)
 int
 stream_fd(int fd, long body_lines, stream_emit emit, void *ctx)
 {
+	return stream_fd_direct(fd, body_lines, emit, NULL, NULL, ctx);
+}
+
+int
+stream_fd_direct(int fd, long body_lines, stream_emit emit,
+    stream_reserve reserve, stream_commit commit, void *ctx)
+{
 	struct stream st;
 	char buf[FILE_BUF_SIZE];
 	ssize_t n;
 
 	stream_init(&st, body_lines, emit, ctx);
+	if (reserve != NULL)
+		stream_direct(&st, reserve, commit);
 	while (!stream_done(&st)) {
 		if ((n = read_some(fd, buf, sizeof(buf))) == -1)
 			return -1;

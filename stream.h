@@ -16,9 +16,19 @@
 /* Where converted octets go; returns 0, or -1 to stop the stream. */
 typedef int (*stream_emit)(void *ctx, const char *buf, size_t len);
 
+/*
+ * A faster way out for whole messages: reserve gives room for at least
+ * need octets in the caller's buffer (flushing it as it must) and says
+ * how much in *room, or NULL to stop; commit says how much was written.
+ */
+typedef char	*(*stream_reserve)(void *ctx, size_t need, size_t *room);
+typedef void	 (*stream_commit)(void *ctx, size_t used);
+
 /* The converter; the fields are private to stream.c. */
 struct stream {
 	stream_emit	 emit;
+	stream_reserve	 reserve;	/* NULL: emit only */
+	stream_commit	 commit;
 	void		*ctx;
 	long		 lines_left;	/* body lines still to send, -1 all */
 	int		 in_header;	/* before the blank line */
@@ -42,6 +52,12 @@ struct stream_size {
  */
 void	stream_init(struct stream *, long body_lines, stream_emit, void *ctx);
 
+/*
+ * Write whole messages (not TOP) straight into the caller's buffer;
+ * emit is still used for the rest.
+ */
+void	stream_direct(struct stream *, stream_reserve, stream_commit);
+
 /* Convert the next part of the message.  Returns 0, or -1 if emit did. */
 int	stream_feed(struct stream *, const char *buf, size_t len);
 
@@ -56,6 +72,10 @@ int	stream_done(const struct stream *);
  * set when read failed; -2 when emit stopped the stream.
  */
 int	stream_fd(int fd, long body_lines, stream_emit, void *ctx);
+
+/* stream_fd() writing straight into the caller's buffer (see above). */
+int	stream_fd_direct(int fd, long body_lines, stream_emit,
+	    stream_reserve, stream_commit, void *ctx);
 
 /* Count the size of a message given in parts. */
 void	stream_size_init(struct stream_size *);
