@@ -242,8 +242,13 @@ stream_size_fd(int fd, uint64_t *size)
 	ssize_t n;
 
 	stream_size_init(&sz);
-	while ((n = read_some(fd, buf, sizeof(buf))) > 0)
+	while ((n = read_some(fd, buf, sizeof(buf))) > 0) {
 		stream_size_feed(&sz, buf, (size_t)n);
+		/* A short read of a regular file is its end: no read more
+		 * just to be told so. */
+		if ((size_t)n < sizeof(buf))
+			break;
+	}
 	if (n == -1)
 		return -1;
 	*size = stream_size_end(&sz);
