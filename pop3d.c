@@ -2,11 +2,14 @@
  * pop3d.c: the process.  Options, the launcher's environment, logging
  * and exit status; the session itself is session_run().
  */
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -68,6 +71,7 @@ static int	parse_uint(const char *, unsigned long, unsigned int *);
 static int	bad_number(const char *, const char *);
 static int	hash_password(void);
 static int	is_loopback(const char *);
+static void	harden(void);
 static const char *remote_address(char *, size_t, int *);
 
 static void
@@ -230,6 +234,35 @@ remote_address(char *buf, size_t len, int *near)
 	return *near ? "local" : "unknown";
 }
 
+/*
+ * Cheap hardening before anything is read from the client: no file
+ * descriptor but 0, 1 and 2 from the launcher, a private umask, no core
+ * dump that could hold a password, SIGPIPE as an error from write(), and
+ * TCP keepalive so that a session whose client vanished (Wi-Fi, laptop
+ * lid) ends in about a minute and frees the mailbox lock.
+ */
+static void
+harden(void)
+{
+	struct rlimit nocore = { 0, 0 };
+	int on = 1, idle = TCP_KEEPALIVE_IDLE, intvl = TCP_KEEPALIVE_INTVL;
+	int cnt = TCP_KEEPALIVE_CNT;
+
+	closefrom(3);
+	umask(077);
+	(void)setrlimit(RLIMIT_CORE, &nocore);
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	(void)signal(SIGPIPE, SIG_IGN);
+	/* Fails harmlessly when fd 0 is not a TCP socket. */
+	if (setsockopt(0, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == 0) {
+		(void)setsockopt(0, IPPROTO_TCP, TCP_KEEPIDLE, &idle,
+		    sizeof(idle));
+		(void)setsockopt(0, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+		    sizeof(intvl));
+		(void)setsockopt(0, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	}
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -354,8 +387,7 @@ main(int argc, char *argv[])
 		cfg.auth.self = self;
 	else
 		cfg.auth.self = argv[0];
-	umask(077);
-	(void)signal(SIGPIPE, SIG_IGN);
+	harden();
 	log_init(log_stderr);
 	/* Behind a load balancer, its header names the client. */
 	if (proxy)

@@ -57,6 +57,12 @@
 /* A path built from the mail spec. */
 #define PATH_MAX_POP3		4096
 
+/* TCP keepalive on the client's socket: probes after 30 s of silence,
+ * every 10 s, 3 unanswered end the session (about a minute in all). */
+#define TCP_KEEPALIVE_IDLE	30
+#define TCP_KEEPALIVE_INTVL	10
+#define TCP_KEEPALIVE_CNT	3
+
 /* Exit statuses of pop3d (see pop3d.8). */
 #define EXIT_QUIT		0	/* the client said QUIT */
 #define EXIT_DROPPED		1	/* EOF, timeout, too many failures */

@@ -814,6 +814,49 @@ def proxy_v2(command, family, body):
             + struct.pack('!H', len(body)) + body)
 
 
+class HardeningTest(Pop3Test):
+    """What pop3d does to itself before it reads the client."""
+
+    def test_fds_closed_no_core_private_umask(self):
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        self.addCleanup(os.close, w)
+        argv = self.box.argv()
+        self.box._own()
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, pass_fds=(w,))
+        self.addCleanup(proc.kill)
+        self.assertTrue(proc.stdout.readline().startswith(b'+OK'))
+        fds = sorted(int(f) for f in os.listdir('/proc/%d/fd' % proc.pid))
+        self.assertEqual(fds, [0, 1, 2], 'inherited descriptors kept')
+        with open('/proc/%d/limits' % proc.pid) as f:
+            core = [l for l in f if l.startswith('Max core file size')]
+        self.assertEqual(core[0].split()[4:6], ['0', '0'], core)
+        status = proc_status(proc.pid)
+        self.assertEqual(status['Umask'], '0077')
+        proc.stdin.write(b'QUIT\r\n')
+        proc.stdin.close()
+        self.assertEqual(proc.wait(10), 0)
+        proc.stdout.close()
+
+    @unittest.skipUnless(shutil.which('ss'), 'ss (iproute2) is missing')
+    def test_tcp_keepalive(self):
+        listener = Listener(self.box)
+        self.addCleanup(listener.stop)
+        with socket.create_connection(('127.0.0.1', listener.port),
+                                      5) as c:
+            c.settimeout(5)
+            self.assertTrue(c.recv(512).startswith(b'+OK'))
+            out = subprocess.run(['ss', '-tno', 'state', 'established',
+                                  'sport', '=', ':%d' % listener.port],
+                                 capture_output=True, text=True,
+                                 timeout=10).stdout
+            self.assertIn('timer:(keepalive', out)
+            c.sendall(b'QUIT\r\n')
+            c.recv(512)
+
+
 class SizeCacheTest(Pop3Test):
     """pop3d.sizes keeps the sizes of a Maildir's messages, so that a
     later login opens no message; a cache that is damaged, or a file put
