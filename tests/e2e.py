@@ -840,6 +840,36 @@ class HardeningTest(Pop3Test):
         self.assertEqual(proc.wait(10), 0)
         proc.stdout.close()
 
+    def peak_kib(self, s):
+        return int(proc_status(s.pid)['VmHWM'].split()[0])
+
+    def test_ten_mib_without_newline(self):
+        self.box.deliver(msg(1))
+        s = self.box.open()
+        self.assertTrue(s.send(b'N' * (10 << 20)))
+        s.send(b'\r\n')
+        self.assertEqual(s.reply(), b'-ERR Line too long\r\n')
+        self.assertOk(s.cmd('NOOP'))
+        self.assertLess(self.peak_kib(s), 16 * 1024)
+        s.quit()
+
+    def test_100000_pipelined_commands(self):
+        self.box.deliver(msg(1))
+        s = self.box.open()
+        t0 = time.monotonic()
+        batch = b'NOOP\r\nLIST 1\r\n' * 1000
+        replies = 0
+        for _ in range(50):
+            self.assertTrue(s.send(batch))
+            for _ in range(2000):
+                line = s.readline(30)
+                self.assertTrue(line.startswith(b'+OK'), line)
+                replies += 1
+        self.assertEqual(replies, 100000)
+        self.assertLess(time.monotonic() - t0, 60)
+        self.assertLess(self.peak_kib(s), 16 * 1024)
+        s.quit()
+
     @unittest.skipUnless(shutil.which('ss'), 'ss (iproute2) is missing')
     def test_tcp_keepalive(self):
         listener = Listener(self.box)
