@@ -351,3 +351,48 @@ main(void)
 		    strerror(errno));
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+/*
+ * The rules of stream.h applied one octet at a time: a "." at the start
+ * of a line is doubled, an LF without CR before it gets one, a last line
+ * without LF gets CRLF.  For TOP (lines >= 0) the output stops after the
+ * first blank line ("" or "\r") and that many more lines.
+ */
+void
+ref_convert(const char *in, size_t len, long lines, struct tbuf *out)
+{
+	size_t i, line_len = 0;
+	int bol = 1, header = 1, blank;
+	char prev = '\0';
+
+	tbuf_reset(out);
+	for (i = 0; i < len; i++) {
+		if (bol && in[i] == '.')
+			tbuf_add(out, ".", 1);
+		bol = 0;
+		if (in[i] != '\n') {
+			tbuf_add(out, &in[i], 1);
+			line_len++;
+			prev = in[i];
+			continue;
+		}
+		if (prev != '\r')
+			tbuf_add(out, "\r", 1);
+		tbuf_add(out, "\n", 1);
+		blank = line_len == 0 || (line_len == 1 && prev == '\r');
+		line_len = 0;
+		prev = '\n';
+		bol = 1;
+		if (lines < 0)
+			continue;
+		if (header) {
+			if (blank)
+				header = 0;
+			if (blank && lines == 0)
+				return;
+		} else if (--lines == 0)
+			return;
+	}
+	if (!bol)
+		tbuf_add(out, "\r\n", 2);
+}

@@ -168,7 +168,6 @@ static int	ref_empty_line(const char *, size_t);
 static int	ref_parse(const char *, size_t, struct ref_msg *, size_t,
 		    size_t *);
 static void	ref_unquote(const char *, size_t, struct tbuf *);
-static void	ref_convert(const char *, size_t, long, struct tbuf *);
 static void	ref_output(const char *, const struct ref_msg *, long,
 		    struct tbuf *);
 static uint64_t	ref_size(const char *, const struct ref_msg *);
@@ -303,51 +302,6 @@ ref_unquote(const char *in, size_t len, struct tbuf *out)
 		bol = in[i] == '\n';
 		tbuf_add(out, &in[i], 1);
 	}
-}
-
-/*
- * The rules of stream.h one octet at a time: a "." at the start of a line
- * is doubled, an LF without CR before it gets one, a last line without
- * LF gets CRLF.  For TOP (lines >= 0) the output stops after the first
- * blank line ("" or "\r") and that many more lines.
- */
-static void
-ref_convert(const char *in, size_t len, long lines, struct tbuf *out)
-{
-	size_t i, line_len = 0;
-	int bol = 1, header = 1, blank;
-	char prev = '\0';
-
-	tbuf_reset(out);
-	for (i = 0; i < len; i++) {
-		if (bol && in[i] == '.')
-			tbuf_add(out, ".", 1);
-		bol = 0;
-		if (in[i] != '\n') {
-			tbuf_add(out, &in[i], 1);
-			line_len++;
-			prev = in[i];
-			continue;
-		}
-		if (prev != '\r')
-			tbuf_add(out, "\r", 1);
-		tbuf_add(out, "\n", 1);
-		blank = line_len == 0 || (line_len == 1 && prev == '\r');
-		line_len = 0;
-		prev = '\n';
-		bol = 1;
-		if (lines < 0)
-			continue;
-		if (header) {
-			if (blank)
-				header = 0;
-			if (blank && lines == 0)
-				return;
-		} else if (--lines == 0)
-			return;
-	}
-	if (!bol)
-		tbuf_add(out, "\r\n", 2);
 }
 
 /* What RETR (lines < 0) or TOP sends for message m of buf. */

@@ -42,6 +42,12 @@ void	tbuf_free(struct tbuf *);
 /* A stream_emit that appends to the struct tbuf in ctx; returns 0. */
 int	tbuf_emit(void *ctx, const char *, size_t);
 
+/*
+ * The rules of stream.h applied one octet at a time, as a reference for
+ * the converters: RETR when lines < 0, else TOP with that many lines.
+ */
+void	ref_convert(const char *in, size_t len, long lines, struct tbuf *out);
+
 /* "%s" of buf with CR, LF, NUL and other controls shown as escapes. */
 const char *tbuf_escape(const char *, size_t, char *buf, size_t buflen);
 

@@ -104,7 +104,6 @@ static const struct top_case top_cases[] = {
 
 static uint32_t	rng_next(uint32_t *);
 static void	random_message(uint32_t *, char *, size_t *);
-static void	ref_convert(const char *, size_t, long, struct tbuf *);
 static uint64_t	ref_size(const char *, size_t);
 static void	unstuff(const char *, size_t, struct tbuf *);
 static void	crlf_to_lf(const char *, size_t, struct tbuf *);
@@ -139,51 +138,6 @@ random_message(uint32_t *seed, char *buf, size_t *len)
 	*len = rng_next(seed) % (RANDOM_LEN + 1);
 	for (i = 0; i < *len; i++)
 		buf[i] = alphabet[rng_next(seed) % 4];
-}
-
-/*
- * The rules of stream.h applied one octet at a time: a "." at the start
- * of a line is doubled, an LF without CR before it gets one, a last line
- * without LF gets CRLF.  For TOP (lines >= 0) the output stops after the
- * first blank line ("" or "\r") and that many more lines.
- */
-static void
-ref_convert(const char *in, size_t len, long lines, struct tbuf *out)
-{
-	size_t i, line_len = 0;
-	int bol = 1, header = 1, blank;
-	char prev = '\0';
-
-	tbuf_reset(out);
-	for (i = 0; i < len; i++) {
-		if (bol && in[i] == '.')
-			tbuf_add(out, ".", 1);
-		bol = 0;
-		if (in[i] != '\n') {
-			tbuf_add(out, &in[i], 1);
-			line_len++;
-			prev = in[i];
-			continue;
-		}
-		if (prev != '\r')
-			tbuf_add(out, "\r", 1);
-		tbuf_add(out, "\n", 1);
-		blank = line_len == 0 || (line_len == 1 && prev == '\r');
-		line_len = 0;
-		prev = '\n';
-		bol = 1;
-		if (lines < 0)
-			continue;
-		if (header) {
-			if (blank)
-				header = 0;
-			if (blank && lines == 0)
-				return;
-		} else if (--lines == 0)
-			return;
-	}
-	if (!bol)
-		tbuf_add(out, "\r\n", 2);
 }
 
 /* RETR size without converting: one more octet per bare LF, 2 at EOF. */
