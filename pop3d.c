@@ -326,19 +326,13 @@ main(int argc, char *argv[])
 			break;
 		case 't':
 			if (parse_uint(optarg, 86400, &cfg.timeout) == -1 ||
-			    cfg.timeout == 0) {
-				(void)fprintf(stderr, "pop3d: bad timeout: "
-				    "%s\n", optarg);
-				return EXIT_USAGE;
-			}
+			    cfg.timeout == 0)
+				return bad_number("timeout", optarg);
 			break;
 		case OPT_FAIL_DELAY:
 			if (parse_uint(optarg, 60000, &cfg.fail_delay_ms) ==
-			    -1) {
-				(void)fprintf(stderr, "pop3d: bad fail-delay: "
-				    "%s\n", optarg);
-				return EXIT_USAGE;
-			}
+			    -1)
+				return bad_number("fail-delay", optarg);
 			break;
 		case OPT_LOG:
 			if (strcmp(optarg, "stderr") == 0)
