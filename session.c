@@ -124,7 +124,7 @@ static enum cmd_result auth_failed(struct session *, const char *,
 static enum cmd_result authenticate(struct session *,
 		    const struct auth_request *);
 static enum cmd_result sasl_response(struct session *, const char *,
-		    const char *, unsigned char *, size_t, size_t *);
+		    char *, unsigned char *, size_t, size_t *);
 static enum cmd_result cmd_quit(struct session *, char *);
 static enum cmd_result cmd_stat(struct session *, char *);
 static enum cmd_result cmd_list(struct session *, char *);
@@ -607,10 +607,10 @@ cmd_apop(struct session *s, char *args)
  * section 4), bad base64 is refused, and a client gone ends the session.
  */
 static enum cmd_result
-sasl_response(struct session *s, const char *challenge, const char *initial,
+sasl_response(struct session *s, const char *challenge, char *initial,
     unsigned char *buf, size_t buflen, size_t *len)
 {
-	char *line = (char *)(uintptr_t)initial;
+	char *line = initial;
 	ssize_t n;
 
 	if (line == NULL) {
