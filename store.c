@@ -49,10 +49,10 @@
 struct msg {
 	char		*name;		/* in cur/ */
 	const char	*uidl;
-	uint64_t	 time;		/* leading number of the name */
 	uint64_t	 ino;		/* from readdir: a file replaced gets
 					   another, and no cached size */
 	uint64_t	 size;
+	uint32_t	 time;		/* leading number of the name */
 	unsigned char	 uidl_len;
 	unsigned char	 flags;
 };
@@ -101,9 +101,11 @@ static int	 maildir_msg_size(struct store *, const char *, uint64_t *);
 static int	 maildir_find_renamed(struct store *, struct msg *);
 static int	 maildir_seen_name(const char *, char *, size_t);
 static int	 msg_cmp(const void *, const void *);
+static void	 msg_sift(struct msg *, size_t, size_t);
+static void	 msg_sort(struct msg *, size_t);
 static int	 base_cmp(const void *, const void *);
 static int	 base_vs(const char *, const char *);
-static uint64_t	 name_time(const char *);
+static uint32_t	 name_time(const char *);
 static int	 msg_vs(const struct msg *, const char *);
 static long	 cache_read(struct store *);
 static int	 cache_write(struct store *);
@@ -582,22 +584,62 @@ msg_cmp(const void *a, const void *b)
 	return base_cmp(x, y);
 }
 
-/* The leading number of a Maildir name: its delivery time. */
-static uint64_t
+/* Move m[i] down the heap of n messages to its place. */
+static void
+msg_sift(struct msg *m, size_t i, size_t n)
+{
+	struct msg t;
+	size_t c;
+
+	while ((c = 2 * i + 1) < n) {
+		if (c + 1 < n && msg_cmp(&m[c], &m[c + 1]) < 0)
+			c++;
+		if (msg_cmp(&m[i], &m[c]) >= 0)
+			return;
+		t = m[i];
+		m[i] = m[c];
+		m[c] = t;
+		i = c;
+	}
+}
+
+/*
+ * Sort the messages in numbering order, in place: qsort() would take a
+ * copy of the whole array for its merge, as much memory again.
+ */
+static void
+msg_sort(struct msg *m, size_t n)
+{
+	struct msg t;
+	size_t i;
+
+	for (i = n / 2; i-- > 0; )
+		msg_sift(m, i, n);
+	for (i = n; i-- > 1; ) {
+		t = m[0];
+		m[0] = m[i];
+		m[i] = t;
+		msg_sift(m, 0, i);
+	}
+}
+
+/* The leading number of a Maildir name, its delivery time (at most
+ * UINT32_MAX: the year 2106). */
+static uint32_t
 name_time(const char *name)
 {
 	uint64_t t = 0;
 
-	for (; *name >= '0' && *name <= '9' && t < UINT64_MAX / 10; name++)
+	for (; *name >= '0' && *name <= '9' && t <= UINT32_MAX; name++)
 		t = t * 10 + (uint64_t)(*name - '0');
-	return t;
+	return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
 }
 
 /* Compare message m with a cache key (a name without info). */
 static int
 msg_vs(const struct msg *m, const char *key)
 {
-	uint64_t t = name_time(key);
+	uint32_t t = name_time(key);
 
 	if (m->time != t)
 		return m->time < t ? -1 : 1;
@@ -824,8 +866,7 @@ maildir_sizes(struct store *st, char *err, size_t errlen)
 	size_t i, kept = 0, misses = 0;
 	long entries;
 
-	if (st->count > 1)
-		qsort(st->msgs, st->count, sizeof(*st->msgs), msg_cmp);
+	msg_sort(st->msgs, st->count);
 	entries = cache_read(st);
 	for (i = 0; i < st->count; i++) {
 		struct msg *m = &st->msgs[i];
