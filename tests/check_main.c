@@ -396,3 +396,24 @@ ref_convert(const char *in, size_t len, long lines, struct tbuf *out)
 	if (!bol)
 		tbuf_add(out, "\r\n", 2);
 }
+
+/* A stream_emit that always fails. */
+int
+fail_emit(void *ctx, const char *buf, size_t len)
+{
+	(void)ctx;
+	(void)buf;
+	(void)len;
+	return -1;
+}
+
+/* Succeeds as many times as *ctx says, then fails. */
+int
+countdown_emit(void *ctx, const char *buf, size_t len)
+{
+	int *left = ctx;
+
+	(void)buf;
+	(void)len;
+	return (*left)-- > 0 ? 0 : -1;
+}

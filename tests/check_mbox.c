@@ -179,8 +179,6 @@ static void	scan_ok(const char *, size_t, struct mbox_index *);
 static void	send_ok(int, const struct mbox_entry *, long, struct tbuf *);
 static void	compare_with_ref(const char *, const char *, size_t, int,
 		    const struct mbox_index *, int);
-static int	fail_emit(void *, const char *, size_t);
-static int	countdown_emit(void *, const char *, size_t);
 static int	count_emit(void *, const char *, size_t);
 static int	is_hex_uidl(const char *);
 static int	is_valid_uidl(const char *);
@@ -455,26 +453,6 @@ compare_with_ref(const char *what, const char *buf, size_t len, int fd,
 	tbuf_free(&got);
 	tbuf_free(&want);
 	tbuf_free(&plain);
-}
-
-static int
-fail_emit(void *ctx, const char *buf, size_t len)
-{
-	(void)ctx;
-	(void)buf;
-	(void)len;
-	return -1;
-}
-
-/* Succeeds as many times as *ctx says, then fails. */
-static int
-countdown_emit(void *ctx, const char *buf, size_t len)
-{
-	int *left = ctx;
-
-	(void)buf;
-	(void)len;
-	return (*left)-- > 0 ? 0 : -1;
 }
 
 /* Counts its calls in *ctx. */

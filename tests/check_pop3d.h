@@ -48,6 +48,10 @@ int	tbuf_emit(void *ctx, const char *, size_t);
  */
 void	ref_convert(const char *in, size_t len, long lines, struct tbuf *out);
 
+/* stream_emits that fail: always, or once *ctx (an int) runs out. */
+int	fail_emit(void *ctx, const char *, size_t);
+int	countdown_emit(void *ctx, const char *, size_t);
+
 /* "%s" of buf with CR, LF, NUL and other controls shown as escapes. */
 const char *tbuf_escape(const char *, size_t, char *buf, size_t buflen);
 

@@ -114,8 +114,6 @@ static uint64_t	size_once(const char *, size_t);
 static uint64_t	size_split(const char *, size_t, const size_t *, size_t);
 static void	expect_mem(const char *, const struct tbuf *, const char *,
 		    size_t);
-static int	fail_emit(void *, const char *, size_t);
-static int	countdown_emit(void *, const char *, size_t);
 static int	has_dot_line(const struct tbuf *);
 static int	temp_file(const char *, size_t);
 
@@ -248,26 +246,6 @@ expect_mem(const char *what, const struct tbuf *got, const char *want,
 	ck_abort_msg("%s: got \"%s\", want \"%s\"", what,
 	    tbuf_escape(got->data, got->len, g, sizeof(g)),
 	    tbuf_escape(want, want_len, w, sizeof(w)));
-}
-
-static int
-fail_emit(void *ctx, const char *buf, size_t len)
-{
-	(void)ctx;
-	(void)buf;
-	(void)len;
-	return -1;
-}
-
-/* Succeeds as many times as *ctx says, then fails. */
-static int
-countdown_emit(void *ctx, const char *buf, size_t len)
-{
-	int *left = ctx;
-
-	(void)buf;
-	(void)len;
-	return (*left)-- > 0 ? 0 : -1;
 }
 
 /* Whether converted output holds a line of just "." (the terminator). */
@@ -598,6 +576,66 @@ START_TEST(test_stream_random_matches_reference)
 }
 END_TEST
 
+/* A reserve/commit pair that hands out small, varying rooms. */
+struct direct {
+	struct tbuf	*out;
+	uint32_t	 seed;
+	char		 room[300];
+};
+
+static char *
+direct_reserve(void *ctx, size_t need, size_t *room)
+{
+	struct direct *d = ctx;
+
+	*room = need + rng_next(&d->seed) % (sizeof(d->room) - need);
+	return d->room;
+}
+
+static void
+direct_commit(void *ctx, size_t used)
+{
+	struct direct *d = ctx;
+
+	tbuf_add(d->out, d->room, used);
+}
+
+static int
+direct_emit(void *ctx, const char *buf, size_t len)
+{
+	return tbuf_emit(((struct direct *)ctx)->out, buf, len);
+}
+
+/* RETR straight into the caller's buffer gives what the reference does,
+ * however small the room and wherever the input is cut. */
+START_TEST(test_stream_direct_matches_reference)
+{
+	struct tbuf out = { 0 }, ref = { 0 };
+	struct direct d = { &out, 0x2545f491u, { 0 } };
+	char msg[RANDOM_LEN];
+	uint32_t seed = 0x7f4a7c15u;
+	struct stream st;
+	size_t len, cut, n;
+
+	for (n = 0; n < RANDOM_CASES; n++) {
+		random_message(&seed, msg, &len);
+		ref_convert(msg, len, -1, &ref);
+		tbuf_reset(&out);
+		stream_init(&st, -1, direct_emit, &d);
+		stream_direct(&st, direct_reserve, direct_commit);
+		cut = len ? rng_next(&seed) % (len + 1) : 0;
+		ck_assert_int_eq(stream_feed(&st, msg, cut), 0);
+		ck_assert_int_eq(stream_feed(&st, msg + cut, len - cut), 0);
+		ck_assert_int_eq(stream_finish(&st), 0);
+		ck_assert_msg(out.len == ref.len &&
+		    memcmp(out.data, ref.data, ref.len) == 0,
+		    "case %zu cut at %zu: differs from reference", n, cut);
+	}
+	tbuf_free(&out);
+	tbuf_free(&ref);
+}
+END_TEST
+
 START_TEST(test_stream_random_size_and_round_trip)
 {
 	struct tbuf out = { 0 }, plain = { 0 }, got = { 0 }, want = { 0 };
@@ -789,6 +827,7 @@ stream_suite(void)
 
 	tc = tcase_create("random");
 	tcase_add_test(tc, test_stream_random_matches_reference);
+	tcase_add_test(tc, test_stream_direct_matches_reference);
 	tcase_add_test(tc, test_stream_random_size_and_round_trip);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
