@@ -32,23 +32,28 @@
 #define LOGIN_STAMP	"pop3d.login"
 #define ARENA_BLOCK	(64 * 1024)
 #define UIDL_MAX	70
+#define SORT_SHORT	12	/* runs left to an insertion sort */
+#define SORT_DEPTH	64	/* quicksort levels before a heapsort */
 
 #define MSG_DELETED	0x01
 #define MSG_RETRIEVED	0x02
 #define MSG_SEEN	0x04
 #define MSG_SIZED	0x08	/* the size came from the cache */
+#define MSG_UIDL_MD5	0x10	/* the UIDL follows the name's NUL */
 
 /* The size cache in the Maildir: a header with a checksum of the lines,
  * then "base TAB inode TAB size" lines in message order (base: the name up
  * to its info, which carries S= where the MDA writes it).  A file put in
  * a message's place gets another inode, so its size is not taken. */
 #define CACHE_NAME	"pop3d.sizes"
-#define CACHE_MAGIC	"pop3d-sizes 2"
+#define CACHE_MAGIC	"pop3d-sizes 3"
 #define CACHE_SUM_INIT	0xcbf29ce484222325ULL
+#define CACHE_BUF	(64 * 1024)	/* read at a time; longer lines
+					   mean damage */
 
+/* 32 octets a message: a mailbox of 100,000 keeps 3.2 MB of these. */
 struct msg {
-	char		*name;		/* in cur/ */
-	const char	*uidl;
+	char		*name;		/* in cur/ (mbox: the UIDL) */
 	uint64_t	 ino;		/* from readdir: a file replaced gets
 					   another, and no cached size */
 	uint64_t	 size;
@@ -102,11 +107,15 @@ static int	 maildir_find_renamed(struct store *, struct msg *);
 static int	 maildir_seen_name(const char *, char *, size_t);
 static int	 msg_cmp(const void *, const void *);
 static void	 msg_sift(struct msg *, size_t, size_t);
-static void	 msg_sort(struct msg *, size_t);
+static void	 msg_swap(struct msg *, struct msg *);
+static void	 msg_sort(struct msg *, size_t, unsigned int);
 static int	 base_cmp(const void *, const void *);
 static int	 base_vs(const char *, const char *);
 static uint32_t	 name_time(const char *);
-static int	 msg_vs(const struct msg *, const char *);
+static int	 msg_vs(const struct msg *, const char *, uint32_t);
+static const char *cache_number(const char *, const char *, char,
+		    uint64_t *);
+static int	 cache_line(struct store *, char *, size_t, size_t *);
 static long	 cache_read(struct store *);
 static int	 cache_write(struct store *);
 static uint64_t	 cache_sum(uint64_t, const char *, size_t);
@@ -523,10 +532,10 @@ static int
 maildir_add(struct store *st, const char *name, uint64_t ino, char *err,
     size_t errlen)
 {
-	char hex[2 * MD5_DIGEST_LEN + 1];
+	char buf[NAME_MAX + 2 + 2 * MD5_DIGEST_LEN + 1];
 	const char *flags;
 	struct msg *m, *grown;
-	size_t base, i, ncap;
+	size_t base, i, ncap, len;
 
 	if (st->count == st->cap) {
 		ncap = st->cap ? st->cap + st->cap / 2 : 1024;
@@ -547,28 +556,29 @@ maildir_add(struct store *st, const char *name, uint64_t ino, char *err,
 	if ((m->flags & MSG_SEEN) && st->expire_before != 0 &&
 	    maildir_expire(st, name))
 		return 1;
-	if ((m->name = arena_copy(st, name, strlen(name))) == NULL) {
-		log_errbuf(err, errlen, "out of memory");
-		return -1;
-	}
 	m->ino = ino;
 	m->time = name_time(name);
 
-	/* The UIDL is the unique part of the name if RFC 1939 allows it. */
+	/* The UIDL is the unique part of the name if RFC 1939 allows it,
+	 * else the MD5 of that part, kept after the name. */
+	len = strlen(name);
 	base = store_maildir_base(name);
 	for (i = 0; i < base; i++)
 		if (name[i] < 0x21 || name[i] > 0x7e)
 			break;
 	if (base > 0 && base <= UIDL_MAX && i == base) {
-		m->uidl = m->name;
 		m->uidl_len = (unsigned char)base;
+		m->name = arena_copy(st, name, len);
 	} else {
-		md5_hex(name, base, hex);
-		if ((m->uidl = arena_copy(st, hex, strlen(hex))) == NULL) {
-			log_errbuf(err, errlen, "out of memory");
-			return -1;
-		}
-		m->uidl_len = (unsigned char)strlen(hex);
+		memcpy(buf, name, len + 1);
+		md5_hex(name, base, buf + len + 1);
+		m->flags |= MSG_UIDL_MD5;
+		m->uidl_len = 2 * MD5_DIGEST_LEN;
+		m->name = arena_copy(st, buf, len + 1 + 2 * MD5_DIGEST_LEN);
+	}
+	if (m->name == NULL) {
+		log_errbuf(err, errlen, "out of memory");
+		return -1;
 	}
 	st->count++;
 	return 0;
@@ -584,11 +594,19 @@ msg_cmp(const void *a, const void *b)
 	return base_cmp(x, y);
 }
 
+static void
+msg_swap(struct msg *a, struct msg *b)
+{
+	struct msg t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
 /* Move m[i] down the heap of n messages to its place. */
 static void
 msg_sift(struct msg *m, size_t i, size_t n)
 {
-	struct msg t;
 	size_t c;
 
 	while ((c = 2 * i + 1) < n) {
@@ -596,31 +614,65 @@ msg_sift(struct msg *m, size_t i, size_t n)
 			c++;
 		if (msg_cmp(&m[i], &m[c]) >= 0)
 			return;
-		t = m[i];
-		m[i] = m[c];
-		m[c] = t;
+		msg_swap(&m[i], &m[c]);
 		i = c;
 	}
 }
 
 /*
- * Sort the messages in numbering order, in place: qsort() would take a
- * copy of the whole array for its merge, as much memory again.
+ * Sort the messages in numbering order, in place (qsort() would take a
+ * copy of the whole array for its merge, as much memory again): a
+ * quicksort on the median of three, which falls back to a heapsort when
+ * it goes deeper than depth, and leaves short runs to an insertion sort.
  */
 static void
-msg_sort(struct msg *m, size_t n)
+msg_sort(struct msg *m, size_t n, unsigned int depth)
 {
-	struct msg t;
-	size_t i;
+	size_t i, j;
 
-	for (i = n / 2; i-- > 0; )
-		msg_sift(m, i, n);
-	for (i = n; i-- > 1; ) {
-		t = m[0];
-		m[0] = m[i];
-		m[i] = t;
-		msg_sift(m, 0, i);
+	while (n > SORT_SHORT) {
+		if (depth-- == 0) {
+			for (i = n / 2; i-- > 0; )
+				msg_sift(m, i, n);
+			for (i = n; i-- > 1; ) {
+				msg_swap(&m[0], &m[i]);
+				msg_sift(m, 0, i);
+			}
+			return;
+		}
+		/* m[0] <= m[1], the pivot, <= m[n - 1]: both ends stop the
+		 * scans below. */
+		msg_swap(&m[n / 2], &m[1]);
+		if (msg_cmp(&m[1], &m[0]) < 0)
+			msg_swap(&m[1], &m[0]);
+		if (msg_cmp(&m[n - 1], &m[0]) < 0)
+			msg_swap(&m[n - 1], &m[0]);
+		if (msg_cmp(&m[n - 1], &m[1]) < 0)
+			msg_swap(&m[n - 1], &m[1]);
+		for (i = 1, j = n - 1;;) {
+			while (msg_cmp(&m[++i], &m[1]) < 0)
+				;
+			while (msg_cmp(&m[1], &m[--j]) < 0)
+				;
+			if (i >= j)
+				break;
+			msg_swap(&m[i], &m[j]);
+		}
+		msg_swap(&m[1], &m[j]);
+		/* The shorter side first, the longer in this loop: the
+		 * recursion stays within log2(n) levels. */
+		if (j < n - j - 1) {
+			msg_sort(m, j, depth);
+			m += j + 1;
+			n -= j + 1;
+		} else {
+			msg_sort(m + j + 1, n - j - 1, depth);
+			n = j;
+		}
 	}
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && msg_cmp(&m[j], &m[j - 1]) < 0; j--)
+			msg_swap(&m[j], &m[j - 1]);
 }
 
 /* The leading number of a Maildir name, its delivery time (at most
@@ -635,12 +687,10 @@ name_time(const char *name)
 	return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
 }
 
-/* Compare message m with a cache key (a name without info). */
+/* Compare message m with a cache key (a name without info) of time t. */
 static int
-msg_vs(const struct msg *m, const char *key)
+msg_vs(const struct msg *m, const char *key, uint32_t t)
 {
-	uint32_t t = name_time(key);
-
 	if (m->time != t)
 		return m->time < t ? -1 : 1;
 	return base_vs(m->name, key);
@@ -717,75 +767,116 @@ base_cmp(const void *a, const void *b)
 	}
 }
 
+/* A decimal number of at most 20 digits ending at the octet end, which
+ * must be stop.  The pointer after stop, or NULL. */
+static const char *
+cache_number(const char *p, const char *end, char stop, uint64_t *v)
+{
+	const char *start = p;
+	uint64_t n = 0, d;
+
+	for (; p < end && *p >= '0' && *p <= '9'; p++) {
+		d = (uint64_t)(*p - '0');
+		if (n > (UINT64_MAX - d) / 10)
+			return NULL;
+		n = n * 10 + d;
+	}
+	if (p == start || p == end || *p != stop)
+		return NULL;
+	*v = n;
+	return p + 1;
+}
+
 /*
- * Give the messages the sizes the cache knows, by a merge of both in
- * message order (delivery time, then name up to the flags).  Returns the number of cache entries read, or -1 when the
- * cache is missing, damaged or of another version: then nothing is
- * taken from it.  A damaged cache is never half trusted: when its
- * checksum does not match, every size taken from it is dropped again.
+ * Take the sizes from one cache line "base TAB inode TAB size LF" of len
+ * octets, by a merge: the messages from *ip on and the lines are both in
+ * message order.  0, or -1 when the line is malformed.
+ */
+static int
+cache_line(struct store *st, char *line, size_t len, size_t *ip)
+{
+	const char *end = line + len, *p;
+	uint64_t ino, size;
+	uint32_t t;
+	char *tab;
+	size_t i, k;
+
+	if ((tab = memchr(line, '\t', len)) == NULL || tab == line ||
+	    (p = cache_number(tab + 1, end, '\t', &ino)) == NULL ||
+	    cache_number(p, end, '\n', &size) == NULL)
+		return -1;
+	*tab = '\0';
+	t = name_time(line);
+	for (i = *ip; i < st->count && msg_vs(&st->msgs[i], line, t) < 0; i++)
+		;
+	*ip = i;
+	for (k = i; k < st->count && msg_vs(&st->msgs[k], line, t) == 0;
+	    k++) {
+		if (st->msgs[k].ino != ino)
+			continue;	/* another file now */
+		st->msgs[k].size = size;
+		st->msgs[k].flags |= MSG_SIZED;
+	}
+	return 0;
+}
+
+/*
+ * Give the messages the sizes the cache knows.  Returns the number of
+ * cache entries read, or -1 when the cache is missing, damaged or of
+ * another version: then nothing is taken from it.  A damaged cache is
+ * never half trusted: when its checksum does not match, every size taken
+ * from it is dropped again.
  */
 static long
 cache_read(struct store *st)
 {
-	char line[NAME_MAX + 64], head[64];
-	unsigned long long size, ino, want;
-	uint64_t sum = CACHE_SUM_INIT;
-	size_t i = 0, len, k;
-	long entries = 0;
-	char *tab, *end;
-	FILE *fp;
+	static const char magic[] = CACHE_MAGIC " ";
+	char buf[CACHE_BUF];
+	uint64_t sum = CACHE_SUM_INIT, want = 0;
+	size_t have = 0, pos, len, i = 0, k;
+	long entries = -1;	/* -1 until the header is read */
+	ssize_t n;
+	char *lf;
 	int fd, bad = 0;
 
 	fd = openat(st->dirfd, CACHE_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1 || (fp = fdopen(fd, "r")) == NULL) {
-		if (fd != -1)
-			close(fd);
+	if (fd == -1)
 		return -1;
+	while (!bad && (n = stream_read(fd, buf + have,
+	    sizeof(buf) - have)) > 0) {
+		have += (size_t)n;
+		for (pos = 0; !bad && (lf = memchr(buf + pos, '\n',
+		    have - pos)) != NULL; pos += len) {
+			len = (size_t)(lf - (buf + pos)) + 1;
+			if (entries == -1) {
+				/* "pop3d-sizes 2 <16 hex digits>" */
+				bad = len != sizeof(magic) - 1 + 16 + 1 ||
+				    memcmp(buf + pos, magic,
+				    sizeof(magic) - 1) != 0;
+				for (k = sizeof(magic) - 1; !bad && k < len - 1;
+				    k++) {
+					char c = buf[pos + k];
+
+					bad = !((c >= '0' && c <= '9') ||
+					    (c >= 'a' && c <= 'f'));
+					want = want << 4 | (uint64_t)(c <= '9' ?
+					    c - '0' : c - 'a' + 10);
+				}
+				entries = 0;
+				continue;
+			}
+			sum = cache_sum(sum, buf + pos, len);
+			entries++;
+			bad = cache_line(st, buf + pos, len, &i) == -1;
+		}
+		/* The start of a line cut by the buffer's end moves to the
+		 * front; a line longer than the buffer is damage. */
+		memmove(buf, buf + pos, have - pos);
+		have -= pos;
+		bad |= have == sizeof(buf);
 	}
-	if (fgets(head, sizeof(head), fp) == NULL ||
-	    sscanf(head, CACHE_MAGIC " %16llx", &want) != 1) {
-		fclose(fp);
-		return -1;
-	}
-	while (!bad && fgets(line, sizeof(line), fp) != NULL) {
-		len = strlen(line);
-		if (len == 0 || line[len - 1] != '\n') {
-			bad = 1;	/* cut, or a line too long */
-			break;
-		}
-		sum = cache_sum(sum, line, len);
-		entries++;
-		line[len - 1] = '\0';
-		if ((tab = strchr(line, '\t')) == NULL) {
-			bad = 1;
-			break;
-		}
-		*tab = '\0';
-		errno = 0;
-		ino = strtoull(tab + 1, &end, 10);
-		if (errno != 0 || *end != '\t' || end == tab + 1) {
-			bad = 1;
-			break;
-		}
-		tab = end;
-		size = strtoull(tab + 1, &end, 10);
-		if (errno != 0 || *end != '\0' || end == tab + 1) {
-			bad = 1;
-			break;
-		}
-		/* Merge: both are in message order. */
-		while (i < st->count && msg_vs(&st->msgs[i], line) < 0)
-			i++;
-		for (k = i; k < st->count && msg_vs(&st->msgs[k], line) == 0;
-		    k++) {
-			if (st->msgs[k].ino != ino)
-				continue;	/* another file now */
-			st->msgs[k].size = size;
-			st->msgs[k].flags |= MSG_SIZED;
-		}
-	}
-	bad |= ferror(fp);
-	fclose(fp);
+	bad |= n == -1 || have != 0 || entries == -1;
+	close(fd);
 	if (bad || sum != want) {
 		/* Not one size from a damaged cache is kept. */
 		for (k = 0; k < st->count; k++)
@@ -844,13 +935,22 @@ cache_write(struct store *st)
 	return 0;
 }
 
-/* FNV-1a, 64 bits: enough to tell a damaged cache from a good one. */
+/* FNV-1a's step on eight octets at a time, with the high half folded
+ * down: enough to tell a damaged cache from a good one, and no octet
+ * loop to wait on. */
 static uint64_t
 cache_sum(uint64_t h, const char *p, size_t n)
 {
-	while (n-- > 0) {
-		h ^= (unsigned char)*p++;
-		h *= 0x100000001b3ULL;
+	uint64_t w;
+
+	for (; n >= sizeof(w); p += sizeof(w), n -= sizeof(w)) {
+		memcpy(&w, p, sizeof(w));
+		h = (h ^ w) * 0x100000001b3ULL;
+		h ^= h >> 32;
+	}
+	for (; n > 0; p++, n--) {
+		h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+		h ^= h >> 32;
 	}
 	return h;
 }
@@ -866,7 +966,7 @@ maildir_sizes(struct store *st, char *err, size_t errlen)
 	size_t i, kept = 0, misses = 0;
 	long entries;
 
-	msg_sort(st->msgs, st->count);
+	msg_sort(st->msgs, st->count, SORT_DEPTH);
 	entries = cache_read(st);
 	for (i = 0; i < st->count; i++) {
 		struct msg *m = &st->msgs[i];
@@ -958,7 +1058,7 @@ mbox_open(struct store *st, const char *path, char *err, size_t errlen)
 	}
 	for (i = 0; i < st->idx.n; i++) {
 		st->msgs[i].size = st->idx.v[i].size;
-		st->msgs[i].uidl = st->idx.v[i].uidl;
+		st->msgs[i].name = st->idx.v[i].uidl;
 		st->msgs[i].uidl_len = (unsigned char)strlen(st->idx.v[i].uidl);
 	}
 	st->count = st->cap = st->idx.n;
@@ -1024,8 +1124,12 @@ store_size(const struct store *st, size_t i)
 const char *
 store_uidl(const struct store *st, size_t i, size_t *len)
 {
-	*len = st->msgs[i].uidl_len;
-	return st->msgs[i].uidl;
+	const struct msg *m = &st->msgs[i];
+
+	*len = m->uidl_len;
+	if (m->flags & MSG_UIDL_MD5)
+		return m->name + strlen(m->name) + 1;
+	return m->name;
 }
 
 int
@@ -1062,7 +1166,8 @@ store_set_retrieved(struct store *st, size_t i)
 static int
 maildir_find_renamed(struct store *st, struct msg *m)
 {
-	size_t base = store_maildir_base(m->name);
+	char buf[NAME_MAX + 2 + 2 * MD5_DIGEST_LEN + 1];
+	size_t base = store_maildir_base(m->name), len;
 	struct dirent *de;
 	char *name = NULL;
 	DIR *dir;
@@ -1073,7 +1178,15 @@ maildir_find_renamed(struct store *st, struct msg *m)
 		if (strncmp(de->d_name, m->name, base) == 0 &&
 		    store_maildir_base(de->d_name) == base &&
 		    strcmp(de->d_name, m->name) != 0) {
-			name = arena_copy(st, de->d_name, strlen(de->d_name));
+			/* The MD5 UIDL, if any, moves with the name. */
+			len = strlen(de->d_name);
+			memcpy(buf, de->d_name, len + 1);
+			if (m->flags & MSG_UIDL_MD5) {
+				memcpy(buf + len + 1, m->name +
+				    strlen(m->name) + 1, 2 * MD5_DIGEST_LEN);
+				len += 1 + 2 * MD5_DIGEST_LEN;
+			}
+			name = arena_copy(st, buf, len);
 			break;
 		}
 	}

@@ -10,6 +10,8 @@
 #ifndef STREAM_H
 #define STREAM_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -81,6 +83,9 @@ int	stream_fd_direct(int fd, long body_lines, stream_emit,
 void	stream_size_init(struct stream_size *);
 void	stream_size_feed(struct stream_size *, const char *buf, size_t len);
 uint64_t stream_size_end(const struct stream_size *);
+
+/* read(2), again when a signal cut it short. */
+ssize_t	stream_read(int fd, char *buf, size_t len);
 
 /* The size of the message read from fd to its end.  0, or -1 (errno). */
 int	stream_size_fd(int fd, uint64_t *size);

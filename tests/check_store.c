@@ -404,6 +404,36 @@ START_TEST(test_store_scan_order_by_time_then_name)
 }
 END_TEST
 
+/* Enough messages for the quicksort, with runs of equal times, written
+ * in a scrambled order: the numbering is by time, then name, on the
+ * first login (sizes read) and on the next (sizes from the cache). */
+START_TEST(test_store_scan_order_many)
+{
+	char name[64], want[64];
+	struct store *st;
+	size_t i, k, n = 3000;
+	int pass;
+
+	for (i = 0; i < n; i++) {
+		k = (i * 7919) % n;	/* 7919 is prime: a permutation */
+		(void)snprintf(name, sizeof(name), "%zu.m%04zu:2,",
+		    1700000000 + k / 5, k);
+		fixture_writestr(curdir, name, "x\n");
+	}
+	for (pass = 0; pass < 2; pass++) {
+		st = open_ok();
+		ck_assert_uint_eq(store_count(st), n);
+		for (k = 0; k < n; k++) {
+			(void)snprintf(want, sizeof(want), "%zu.m%04zu",
+			    1700000000 + k / 5, k);
+			expect_uidl(st, k, want);
+			ck_assert_uint_eq(store_size(st, k), 3);
+		}
+		store_close(st);
+	}
+}
+END_TEST
+
 START_TEST(test_store_scan_skips_dot_dir_symlink)
 {
 	char target[FIXTURE_PATH_MAX], link[FIXTURE_PATH_MAX];
@@ -979,6 +1009,7 @@ store_suite(void)
 	tcase_add_checked_fixture(tc, store_setup, store_teardown);
 	tcase_add_test(tc, test_store_scan_moves_new_to_cur);
 	tcase_add_test(tc, test_store_scan_order_by_time_then_name);
+	tcase_add_test(tc, test_store_scan_order_many);
 	tcase_add_test(tc, test_store_scan_skips_dot_dir_symlink);
 	tcase_add_test(tc, test_store_open_creates_missing_maildir);
 	tcase_add_test(tc, test_store_open_completes_partial_maildir);
