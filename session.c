@@ -41,6 +41,8 @@ enum state {
 enum cmd_result {
 	CMD_OK,			/* done, go on */
 	CMD_BAD,		/* answered -ERR for bad syntax, go on */
+	CMD_ERR,		/* answered -ERR, not the client's fault: go
+				   on, and nothing counts as done */
 	CMD_QUIT,		/* the session is over, as the client asked */
 	CMD_CLOSE,		/* end the session now (failures, lock) */
 	CMD_FAIL		/* a system error: end the session */
@@ -784,6 +786,10 @@ login(struct session *s, const struct auth_user *u)
 	s->state = STATE_TRANS;
 	log_msg(LOG_INFO, "login ok: user=%s rip=%s messages=%zu expired=%zu",
 	    s->logname, s->cfg->remote, s->count, store_expired(s->store));
+	if (store_skipped(s->store) > 0)
+		log_msg(LOG_WARNING, "mailbox: user=%s: %zu files in cur/ not "
+		    "served (symbolic links, or not regular files owned by "
+		    "the mail user)", s->logname, store_skipped(s->store));
 	reply(s, "+OK Logged in, %zu messages (%llu octets)", s->left,
 	    (unsigned long long)s->left_bytes);
 	return CMD_OK;
@@ -903,7 +909,7 @@ send_message(struct session *s, size_t i, long body_lines)
 		log_msg(LOG_ERR, "message %zu not readable: user=%s rip=%s: "
 		    "%s", i + 1, s->logname, s->cfg->remote, err);
 		reply(s, "-ERR [SYS/TEMP] Message %zu cannot be read", i + 1);
-		return CMD_OK;
+		return CMD_ERR;
 	}
 	if (body_lines < 0)
 		reply(s, "+OK %llu octets",

@@ -82,6 +82,8 @@ struct store {
 	size_t			 count;
 	size_t			 cap;
 	size_t			 expired;	/* removed at open */
+	size_t			 skipped;	/* not regular files of the
+						   mail user: not served */
 	time_t			 expire_before;	/* seen and atime older: gone */
 	struct arena_block	*arena;
 };
@@ -493,9 +495,14 @@ maildir_msg_size(struct store *st, const char *name, uint64_t *size)
 	fd = openat(st->curfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1)
 		return -1;
-	if (store_maildir_wsize(name, size) == 0) {
-		if (fstat(fd, &sb) == -1 || (sb.st_size > 0 &&
-		    pread(fd, &last, 1, sb.st_size - 1) != 1))
+	if (fstat(fd, &sb) == -1)
+		r = -1;
+	else if (!S_ISREG(sb.st_mode) || sb.st_uid != geteuid()) {
+		errno = EPERM;
+		r = -1;
+	} else if (store_maildir_wsize(name, size) == 0) {
+		if (sb.st_size > 0 &&
+		    pread(fd, &last, 1, sb.st_size - 1) != 1)
 			r = -1;
 		else if (sb.st_size > 0 && last != '\n')
 			*size += 2;
@@ -707,8 +714,11 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 		return STORE_TEMP;
 	}
 	while ((errno = 0, de = readdir(dir)) != NULL) {
-		if (!maildir_regular(st->curfd, de))
+		if (!maildir_regular(st->curfd, de)) {
+			if (de->d_type == DT_LNK)
+				st->skipped++;	/* never followed */
 			continue;
+		}
 		if (maildir_add(st, de->d_name, (uint64_t)de->d_ino, err,
 		    errlen) == -1) {
 			closedir(dir);
@@ -973,8 +983,12 @@ maildir_sizes(struct store *st, char *err, size_t errlen)
 
 		if (!(m->flags & MSG_SIZED)) {
 			if (maildir_msg_size(st, m->name, &m->size) == -1) {
-				if (errno == ENOENT || errno == ELOOP)
+				if (errno == ENOENT)
 					continue;	/* gone: not served */
+				if (errno == ELOOP || errno == EPERM) {
+					st->skipped++;	/* not served */
+					continue;
+				}
 				log_errbuf(err, errlen, "cur/%s: %s", m->name,
 				    strerror(errno));
 				return -1;
@@ -1021,6 +1035,11 @@ mbox_open(struct store *st, const char *path, char *err, size_t errlen)
 	}
 	if (fstat(st->mfd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
 		log_errbuf(err, errlen, "%s is not a regular file", path);
+		return STORE_PERM;
+	}
+	if (sb.st_uid != geteuid()) {
+		log_errbuf(err, errlen, "%s is owned by uid %lu, not by the "
+		    "mail user", path, (unsigned long)sb.st_uid);
 		return STORE_PERM;
 	}
 	if (flock(st->mfd, LOCK_EX | LOCK_NB) == -1) {
@@ -1107,6 +1126,12 @@ size_t
 store_expired(const struct store *st)
 {
 	return st->expired;
+}
+
+size_t
+store_skipped(const struct store *st)
+{
+	return st->skipped;
 }
 
 size_t
@@ -1224,6 +1249,13 @@ store_msg_open(struct store *st, size_t i, char *err, size_t errlen)
 		log_errbuf(err, errlen, "cur/%s: not a regular file", m->name);
 		close(fd);
 		errno = EINVAL;
+		return -1;
+	}
+	if (sb.st_uid != geteuid()) {
+		log_errbuf(err, errlen, "cur/%s: owned by uid %lu, not by the "
+		    "mail user", m->name, (unsigned long)sb.st_uid);
+		close(fd);
+		errno = EPERM;
 		return -1;
 	}
 	return fd;

@@ -60,6 +60,10 @@ enum store_result store_open(struct store **stp, const char *path,
 /* Messages removed by expiry when the store was opened. */
 size_t	store_expired(const struct store *);
 
+/* Files in cur/ not served: symbolic links, and files that are not
+ * regular files owned by the mail user (the effective uid). */
+size_t	store_skipped(const struct store *);
+
 /* Messages, numbered 0 .. store_count() - 1 here (1 .. n in POP3). */
 size_t	store_count(const struct store *);
 /* The octets RETR sends for message i (see stream.h). */

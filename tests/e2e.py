@@ -871,6 +871,40 @@ class HardeningTest(Pop3Test):
         s.quit()
 
     @unittest.skipUnless(shutil.which('ss'), 'ss (iproute2) is missing')
+    @unittest.skipUnless(IS_ROOT, 'chown needs root')
+    def test_files_of_other_owners_not_served(self):
+        names = [self.box.deliver(msg(i), sub='cur') for i in range(1, 4)]
+        cur = os.path.join(self.box.maildir, 'cur')
+        # Sized on this login, with the other owner already in place.
+        s = self.box.open()
+        self.assertEqual(self.uidls(s), names)
+        s.quit()
+        self.box._own()
+        os.chown(os.path.join(cur, names[1]), 0, 0)
+        # The cache knows its size (same inode): listed, but RETR refuses.
+        s = self.box.start()
+        os.chown(os.path.join(cur, names[1]), 0, 0)
+        s.login()
+        self.assertEqual(self.retr(s, 1), wire(msg(1)))
+        self.assertEqual(s.cmd('RETR 2'),
+                         b'-ERR [SYS/TEMP] Message 2 cannot be read\r\n')
+        self.assertEqual(s.cmd('TOP 2 0'),
+                         b'-ERR [SYS/TEMP] Message 2 cannot be read\r\n')
+        self.assertEqual(self.retr(s, 3), wire(msg(3)))
+        s.quit()
+        self.assertIn(b'not by the mail user', self.box.log())
+        # A message that could not be read was not retrieved: no S flag.
+        self.assertIn(names[1], self.box.listdir('cur'))
+        # Measured again (a file put in place): not listed at all.
+        os.unlink(os.path.join(self.box.maildir, 'pop3d.sizes'))
+        s = self.box.start()
+        os.chown(os.path.join(cur, names[1]), 0, 0)
+        s.login()
+        self.assertEqual(self.uidls(s), [names[0], names[2]])
+        s.quit()
+        self.assertIn(b'1 files in cur/ not served', self.box.log())
+        self.assertTrue(os.path.exists(os.path.join(cur, names[1])))
+
     def test_tcp_keepalive(self):
         listener = Listener(self.box)
         self.addCleanup(listener.stop)
