@@ -40,7 +40,8 @@ enum {
 	OPT_APOP,
 	OPT_MAX_FAILURES,
 	OPT_LOGIN_DELAY,
-	OPT_EXPIRE
+	OPT_EXPIRE,
+	OPT_TAKEOVER
 };
 
 static const struct option long_options[] = {
@@ -53,6 +54,7 @@ static const struct option long_options[] = {
 	{ "max-failures", required_argument, NULL, OPT_MAX_FAILURES },
 	{ "login-delay", required_argument, NULL, OPT_LOGIN_DELAY },
 	{ "expire", required_argument, NULL, OPT_EXPIRE },
+	{ "takeover", required_argument, NULL, OPT_TAKEOVER },
 	{ "mail", required_argument, NULL, 'm' },
 	{ "timeout", required_argument, NULL, 't' },
 	{ "log", required_argument, NULL, OPT_LOG },
@@ -88,6 +90,8 @@ usage(FILE *fp)
 	    "      --max-failures N  failed logins before closing, %d\n"
 	    "      --login-delay SECS    minimum time between logins\n"
 	    "      --expire DAYS     remove messages DAYS after retrieval\n"
+	    "      --takeover SECS   end a session of the same user idle\n"
+	    "                        longer than SECS instead of [IN-USE]\n"
 	    "  -m, --mail SPEC       mailbox, default maildir:~/Maildir\n"
 	    "  -t, --timeout SECS    idle timeout, default %d\n"
 	    "      --fail-delay MS   delay after a failed login, default %d\n"
@@ -320,6 +324,11 @@ main(int argc, char *argv[])
 			if (parse_uint(optarg, 36500, &cfg.expire_days) == -1)
 				return bad_number("expire", optarg);
 			cfg.expire = 1;
+			break;
+		case OPT_TAKEOVER:
+			if (parse_uint(optarg, 86400, &cfg.takeover) == -1 ||
+			    cfg.takeover == 0)
+				return bad_number("takeover", optarg);
 			break;
 		case 'm':
 			cfg.mail_spec = optarg;

@@ -39,6 +39,12 @@
 /* mbox locking: seconds to wait for a lock, and the age at which a
  * dotlock is taken to be left by a writer that died (as liblockfile). */
 #define MBOX_LOCK_WAIT		10
+
+/* --takeover: how long a newcomer waits for the lock of the idle
+ * session it ended, polling this often; the holder record's size. */
+#define TAKEOVER_WAIT_MS	5000
+#define TAKEOVER_POLL_MS	20
+#define HOLDER_RECORD		64
 #define MBOX_DOTLOCK_STALE	300
 
 /* A user name, in octets (it ends up in paths and log lines). */

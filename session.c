@@ -94,8 +94,10 @@ struct command {
 
 /* Set by SIGALRM while a write blocks for longer than the timeout. */
 static volatile sig_atomic_t write_timed_out;
+static volatile sig_atomic_t stop_signal;	/* SIGTERM or SIGHUP came */
 
 static void	on_alarm(int);
+static void	on_stop(int);
 static int	out_flush(struct session *);
 static int	out_put(struct session *, const char *, size_t);
 static int	out_emit(void *, const char *, size_t);
@@ -164,6 +166,14 @@ on_alarm(int sig)
 	write_timed_out = 1;
 }
 
+/* SIGTERM, SIGHUP: the session ends at the next read or write, without
+ * UPDATE, and says so in the log. */
+static void
+on_stop(int sig)
+{
+	stop_signal = sig;
+}
+
 /*
  * Write out what is buffered.  A client that reads nothing for the
  * idle timeout is dropped.  0, or -1 once writing has failed.
@@ -183,7 +193,8 @@ out_flush(struct session *s)
 		if (n > 0)
 			off += (size_t)n;
 		/* SIGALRM may also just cut a write short. */
-		if (write_timed_out || n == 0 || (n == -1 && errno != EINTR)) {
+		if (write_timed_out || stop_signal || n == 0 ||
+		    (n == -1 && errno != EINTR)) {
 			s->io_failed = 1;
 			break;
 		}
@@ -312,7 +323,7 @@ input_wait(struct session *s, const struct timespec *deadline)
 		if (ms <= 0)
 			return 0;
 		r = poll(&pfd, 1, ms > INT_MAX ? INT_MAX : (int)ms);
-		if (r == -1 && errno == EINTR)
+		if (r == -1 && errno == EINTR && !stop_signal)
 			continue;
 		return r > 0 ? 1 : r;
 	}
@@ -363,7 +374,7 @@ read_line(struct session *s, char **line, size_t max)
 			return r == 0 ? READ_TIMEOUT : READ_ERROR;
 		n = read(s->cfg->in_fd, s->in + s->in_end,
 		    sizeof(s->in) - s->in_end);
-		if (n == -1 && errno == EINTR)
+		if (n == -1 && errno == EINTR && !stop_signal)
 			continue;
 		if (n <= 0)
 			return n == 0 ? READ_EOF : READ_ERROR;
@@ -754,6 +765,7 @@ login(struct session *s, const struct auth_user *u)
 	opts.home = u->home;
 	opts.login_delay = s->cfg->login_delay;
 	opts.expire_days = s->cfg->expire ? (long)s->cfg->expire_days : -1;
+	opts.takeover = s->cfg->takeover;
 	r = store_open(&s->store, path, &opts, err, sizeof(err));
 	if (r != STORE_OK) {
 		log_msg(r == STORE_INUSE || r == STORE_TOOSOON ? LOG_NOTICE :
@@ -786,6 +798,11 @@ login(struct session *s, const struct auth_user *u)
 	s->state = STATE_TRANS;
 	log_msg(LOG_INFO, "login ok: user=%s rip=%s messages=%zu expired=%zu",
 	    s->logname, s->cfg->remote, s->count, store_expired(s->store));
+	if (store_taken_from(s->store) != 0)
+		log_msg(LOG_NOTICE, "takeover: user=%s rip=%s: ended session "
+		    "pid %ld, idle longer than %u s", s->logname,
+		    s->cfg->remote, (long)store_taken_from(s->store),
+		    s->cfg->takeover);
 	if (store_skipped(s->store) > 0)
 		log_msg(LOG_WARNING, "mailbox: user=%s: %zu files in cur/ not "
 		    "served (symbolic links, or not regular files owned by "
@@ -1113,6 +1130,9 @@ session_run(const struct session_config *cfg)
 	sa.sa_handler = on_alarm;	/* no SA_RESTART: interrupt write */
 	sigemptyset(&sa.sa_mask);
 	(void)sigaction(SIGALRM, &sa, NULL);
+	sa.sa_handler = on_stop;
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGHUP, &sa, NULL);
 
 	if (cfg->apop) {
 		apop_timestamp(s->timestamp, sizeof(s->timestamp));
@@ -1134,8 +1154,11 @@ session_run(const struct session_config *cfg)
 		} else if (rr == READ_INVALID) {
 			reply(s, "-ERR Invalid command line");
 			cr = CMD_BAD;
-		} else
+		} else {
+			if (s->store != NULL)
+				store_activity(s->store);
 			cr = dispatch(s, line);
+		}
 		if (cr == CMD_BAD && ++s->bad >= POP3_MAX_BAD_COMMANDS) {
 			why = "too many bad commands";
 			reply(s, "-ERR Too many bad commands, closing "
@@ -1158,6 +1181,8 @@ session_run(const struct session_config *cfg)
 		if (s->io_failed)
 			break;
 	}
+	if (stop_signal)
+		why = stop_signal == SIGHUP ? "signal HUP" : "signal TERM";
 	(void)out_flush(s);
 	if (s->state == STATE_TRANS)
 		log_msg(LOG_INFO, "logout: user=%s rip=%s reason=%s retr=%zu "

@@ -17,6 +17,8 @@ struct session_config {
 	unsigned int	 login_delay;	/* LOGIN-DELAY, seconds; 0 none */
 	int		 expire;	/* EXPIRE announced and applied */
 	unsigned int	 expire_days;	/* EXPIRE, days */
+	unsigned int	 takeover;	/* end a session of the same mailbox
+					   idle this long; 0 never */
 	int		 apop;		/* offer APOP: timestamp in greeting */
 	int		 plaintext_ok;	/* USER/PASS allowed: TLS, loopback,
 					   local, or --allow-plaintext */

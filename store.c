@@ -11,10 +11,12 @@
  */
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +86,9 @@ struct store {
 	size_t			 expired;	/* removed at open */
 	size_t			 skipped;	/* not regular files of the
 						   mail user: not served */
+	int			 holder;	/* keeps a holder record */
+	time_t			 active;	/* its time, monotonic */
+	pid_t			 taken_from;	/* idle session ended */
 	time_t			 expire_before;	/* seen and atime older: gone */
 	struct arena_block	*arena;
 };
@@ -95,6 +100,10 @@ static int	 maildir_subdirs(int);
 static enum store_result maildir_open(struct store *, const char *,
 		    char *, size_t);
 static enum store_result maildir_lock(struct store *, char *, size_t);
+static enum store_result maildir_takeover(struct store *, unsigned int,
+		    char *, size_t);
+static int	 holder_write(struct store *, time_t);
+static time_t	 monotonic_now(void);
 static int	 maildir_regular(int, const struct dirent *);
 static DIR	*opendir_at(int);
 static enum store_result maildir_move_new(struct store *, char *, size_t);
@@ -375,6 +384,89 @@ maildir_lock(struct store *st, char *err, size_t errlen)
 		return STORE_TEMP;
 	}
 	return STORE_OK;
+}
+
+/* Seconds of CLOCK_MONOTONIC: the same clock in every process, and
+ * deaf to changes of the time of day. */
+static time_t
+monotonic_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/*
+ * The holder record of --takeover in the lock file: "pid seconds\n",
+ * seconds being the monotonic time of the holder's last command, under
+ * an fcntl() write lock on the file's first octet, through which
+ * F_GETLK names the holder's pid (a record alone could be a dead
+ * session's).  0 or -1.
+ */
+static int
+holder_write(struct store *st, time_t now)
+{
+	char rec[HOLDER_RECORD];
+	int n;
+
+	n = snprintf(rec, sizeof(rec), "%ld %lld\n", (long)getpid(),
+	    (long long)now);
+	if (n < 0 || (size_t)n >= sizeof(rec) ||
+	    pwrite(st->lockfd, rec, (size_t)n, 0) != n ||
+	    ftruncate(st->lockfd, n) == -1)
+		return -1;
+	st->active = now;
+	return 0;
+}
+
+/*
+ * --takeover: the mailbox is locked by another session.  If that
+ * session keeps a holder record and its last command is more than idle
+ * seconds old, end it with SIGTERM (it ends without UPDATE: nothing is
+ * deleted) and wait a bounded time for its lock.  An active holder, or
+ * one that keeps no record, is left alone: STORE_INUSE.
+ */
+static enum store_result
+maildir_takeover(struct store *st, unsigned int idle, char *err,
+    size_t errlen)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+	    .l_start = 0, .l_len = 1 };
+	char rec[HOLDER_RECORD];
+	long long pid, when;
+	time_t now;
+	ssize_t n;
+	int i;
+
+	if (fcntl(st->lockfd, F_GETLK, &fl) == -1 || fl.l_type == F_UNLCK ||
+	    (n = pread(st->lockfd, rec, sizeof(rec) - 1, 0)) <= 0)
+		return STORE_INUSE;	/* no record kept: not ours to end */
+	rec[n] = '\0';
+	now = monotonic_now();
+	if (sscanf(rec, "%lld %lld", &pid, &when) != 2 ||
+	    pid != (long long)fl.l_pid || pid <= 1 || when > (long long)now ||
+	    now - (time_t)when <= (time_t)idle)
+		return STORE_INUSE;	/* active, or just starting */
+	if (kill(fl.l_pid, SIGTERM) == -1) {
+		log_errbuf(err, errlen, "mailbox is locked by pid %lld, which "
+		    "cannot be ended: %s", pid, strerror(errno));
+		return STORE_INUSE;
+	}
+	for (i = 0; i < TAKEOVER_WAIT_MS / TAKEOVER_POLL_MS; i++) {
+		if (flock(st->lockfd, LOCK_EX | LOCK_NB) == 0) {
+			st->taken_from = fl.l_pid;
+			return STORE_OK;
+		}
+		if (errno != EWOULDBLOCK)
+			break;
+		(void)nanosleep(&(struct timespec){ 0,
+		    TAKEOVER_POLL_MS * 1000000L }, NULL);
+	}
+	/* Another newcomer may have been quicker: its record is fresh. */
+	log_errbuf(err, errlen, "mailbox is locked (idle pid %lld was ended, "
+	    "another session took the lock)", pid);
+	return STORE_INUSE;
 }
 
 /*
@@ -1109,8 +1201,19 @@ store_open(struct store **stp, const char *path,
 	}
 	if (opts != NULL && opts->expire_days >= 0)
 		st->expire_before = time(NULL) - opts->expire_days * 86400L;
-	if ((r = maildir_open(st, path, err, errlen)) != STORE_OK ||
-	    (r = maildir_lock(st, err, errlen)) != STORE_OK ||
+	if ((r = maildir_open(st, path, err, errlen)) == STORE_OK &&
+	    (r = maildir_lock(st, err, errlen)) == STORE_INUSE &&
+	    opts != NULL && opts->takeover > 0)
+		r = maildir_takeover(st, opts->takeover, err, errlen);
+	if (r == STORE_OK && opts != NULL && opts->takeover > 0) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+		    .l_start = 0, .l_len = 1 };
+
+		/* The record first, so no newcomer finds it stale. */
+		st->holder = fcntl(st->lockfd, F_SETLK, &fl) == 0 &&
+		    holder_write(st, monotonic_now()) == 0;
+	}
+	if (r != STORE_OK ||
 	    (r = maildir_login_delay(st, opts ? opts->login_delay : 0, err,
 	    errlen)) != STORE_OK ||
 	    (r = maildir_move_new(st, err, errlen)) != STORE_OK ||
@@ -1132,6 +1235,24 @@ size_t
 store_skipped(const struct store *st)
 {
 	return st->skipped;
+}
+
+pid_t
+store_taken_from(const struct store *st)
+{
+	return st->taken_from;
+}
+
+void
+store_activity(struct store *st)
+{
+	time_t now;
+
+	if (!st->holder || (now = monotonic_now()) == st->active)
+		return;
+	if (holder_write(st, now) == -1)
+		st->holder = 0;	/* newcomers will see it stale: no harm
+				   beyond an idle-looking session */
 }
 
 size_t

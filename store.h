@@ -10,6 +10,8 @@
 #ifndef STORE_H
 #define STORE_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +48,10 @@ struct store_options {
 	/* The user's home: an mbox's journal goes there when the mbox's
 	 * directory is not writable.  NULL: none. */
 	const char	*home;
+	/* --takeover (Maildir): when the lock holder's last command is
+	 * older than this many seconds, end it and take the lock; 0 never.
+	 * The session then keeps a holder record (store_activity()). */
+	unsigned int	 takeover;
 };
 
 /*
@@ -59,6 +65,12 @@ enum store_result store_open(struct store **stp, const char *path,
 
 /* Messages removed by expiry when the store was opened. */
 size_t	store_expired(const struct store *);
+
+/* The pid of the idle session store_open() ended for --takeover, or 0. */
+pid_t	store_taken_from(const struct store *);
+
+/* A command came: the holder record says so (at most once a second). */
+void	store_activity(struct store *);
 
 /* Files in cur/ not served: symbolic links, and files that are not
  * regular files owned by the mail user (the effective uid). */

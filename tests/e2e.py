@@ -1179,6 +1179,96 @@ class SessionLimitsTest(Pop3Test):
 
 
 @unittest.skipUnless(IS_ROOT, 'needs root')
+class TakeoverTest(Pop3Test):
+    """--takeover: a session whose client went away without a word ends
+    when the same user logs in again, without UPDATE; an active session
+    is never disturbed."""
+
+    IDLE = 1
+
+    def setUp(self):
+        super().setUp()
+        self.names = [self.box.deliver(msg(i)) for i in range(1, 4)]
+
+    def holder(self, *extra):
+        s = self.box.open('alice', 'secret', *extra)
+        s.ok('DELE 1')
+        return s
+
+    def newcomer(self):
+        s = self.box.start('--takeover', str(self.IDLE))
+        s.ok('USER alice')
+        return s, s.cmd('PASS secret')
+
+    def test_idle_holder_ended_nothing_deleted(self):
+        old = self.holder('--takeover', str(self.IDLE))
+        time.sleep(self.IDLE + 1.2)
+        new, reply = self.newcomer()
+        self.assertOk(reply)
+        self.assertEqual(old.read_eof(), b'')
+        self.assertEqual(old.wait(), 1)
+        self.assertEqual(self.uidls(new), self.names)
+        new.quit()
+        log = self.box.log()
+        self.assertIn(b'pop3d[%d]: logout: user=alice rip=local '
+                      b'reason=signal TERM' % old.pid, log)
+        self.assertIn(b'takeover: user=alice rip=local: ended session '
+                      b'pid %d' % old.pid, log)
+
+    def test_active_holder_not_disturbed(self):
+        old = self.holder('--takeover', str(self.IDLE + 1))
+        for _ in range(8):
+            old.ok('NOOP')
+            time.sleep(0.4)
+        new, reply = self.newcomer()
+        self.assertErr(reply, b'-ERR [IN-USE]')
+        self.assertEqual(new.wait(), 1)
+        old.ok('STAT')
+        old.quit()
+        self.assertEqual(self.box.listdir('cur'), sorted(
+            n + ':2,' for n in self.names[1:]))
+
+    def test_holder_without_record_not_ended(self):
+        old = self.holder()
+        time.sleep(self.IDLE + 1.2)
+        new, reply = self.newcomer()
+        self.assertErr(reply, b'-ERR [IN-USE]')
+        self.assertEqual(new.wait(), 1)
+        old.quit()
+
+    def test_forged_record_names_no_other_process(self):
+        old = self.holder('--takeover', str(self.IDLE))
+        victim = subprocess.Popen(['sleep', '30'])
+        self.addCleanup(victim.wait)
+        self.addCleanup(victim.kill)
+        with open(os.path.join(self.box.maildir, 'pop3d.lock'), 'w') as f:
+            f.write('%d 0\n' % victim.pid)
+        time.sleep(self.IDLE + 1.2)
+        new, reply = self.newcomer()
+        self.assertErr(reply, b'-ERR [IN-USE]')
+        self.assertIsNone(victim.poll())
+        old.quit()
+
+    def test_two_newcomers_at_once(self):
+        old = self.holder('--takeover', str(self.IDLE))
+        time.sleep(self.IDLE + 1.2)
+        a = self.box.start('--takeover', str(self.IDLE))
+        b = self.box.start('--takeover', str(self.IDLE))
+        a.ok('USER alice')
+        b.ok('USER alice')
+        a.send(b'PASS secret\r\n')
+        b.send(b'PASS secret\r\n')
+        got = {a: a.reply(), b: b.reply()}
+        winners = [x for x in got if got[x].startswith(b'+OK')]
+        losers = [x for x in got if got[x].startswith(b'-ERR [IN-USE]')]
+        self.assertEqual((len(winners), len(losers)), (1, 1), got)
+        self.assertEqual(old.wait(), 1)
+        self.assertEqual(losers[0].wait(), 1)
+        self.assertEqual(self.uidls(winners[0]), self.names)
+        winners[0].quit()
+        self.assertEqual(len(self.box.listdir('cur')), 3)
+
+
 class PrivilegeTest(Pop3Test):
 
     def test_session_runs_as_mail_user(self):
