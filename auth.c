@@ -36,6 +36,7 @@ static const char dummy_hash[] =
 
 static int	parse_id(const char *, unsigned long *);
 static int	equal_ct(const char *, const char *);
+static size_t	utf8_len(const unsigned char *);
 
 void
 auth_wipe(void *p, size_t len)
@@ -46,18 +47,55 @@ auth_wipe(void *p, size_t len)
 int
 auth_name_valid(const char *name)
 {
-	size_t i;
+	const unsigned char *p = (const unsigned char *)name;
+	size_t i, n;
 
-	if (name[0] == '\0' || name[0] == '.')
+	if (p[0] == '\0' || p[0] == '.')
 		return 0;
-	for (i = 0; name[i] != '\0'; i++) {
-		if (i >= USER_NAME_MAX)
+	for (i = 0; p[i] != '\0'; i += n) {
+		n = p[i] < 0x80 ? 1 : utf8_len(p + i);
+		if (n == 0)
 			return 0;
-		if (name[i] < 0x21 || name[i] > 0x7e || name[i] == '/' ||
-		    name[i] == ':' || name[i] == '\\')
+		if (i + n > USER_NAME_MAX)
+			return 0;
+		if (n == 1 && (p[i] < 0x21 || p[i] > 0x7e || p[i] == '/' ||
+		    p[i] == ':' || p[i] == '\\'))
 			return 0;
 	}
 	return 1;
+}
+
+/*
+ * The length of the UTF-8 sequence of a character from U+00A0 up at s
+ * (RFC 3629: the shortest form, no surrogates, at most U+10FFFF; C1
+ * controls excluded), or 0.
+ */
+static size_t
+utf8_len(const unsigned char *s)
+{
+	size_t n, i;
+	uint32_t c;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		n = 2;
+		c = s[0] & 0x1fu;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		c = s[0] & 0x0fu;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		c = s[0] & 0x07u;
+	} else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3fu);
+	}
+	if (c < 0xa0 || (n == 3 && c < 0x800) || (n == 4 && c < 0x10000) ||
+	    (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+		return 0;
+	return n;
 }
 
 int

@@ -70,8 +70,9 @@ struct auth_entry {
 
 /*
  * Whether name may be used at all: 1 to USER_NAME_MAX octets of
- * printable ASCII without space, '/', ':' or '\', not starting with '.'.
- * Only such names reach a path, a log line or a program.  1 or 0.
+ * printable ASCII without space, '/', ':' or '\', and valid UTF-8 for
+ * characters from U+00A0 up (RFC 6856), not starting with '.'.  Only
+ * such names reach a path, a log line or a program.  1 or 0.
  */
 int	auth_name_valid(const char *name);
 

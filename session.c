@@ -139,6 +139,7 @@ static enum cmd_result cmd_dele(struct session *, char *);
 static enum cmd_result cmd_noop(struct session *, char *);
 static enum cmd_result cmd_rset(struct session *, char *);
 static enum cmd_result cmd_last(struct session *, char *);
+static enum cmd_result cmd_utf8(struct session *, char *);
 
 static const struct command commands[] = {
 	{ "CAPA", STATE_AUTH | STATE_TRANS, cmd_capa },
@@ -146,6 +147,7 @@ static const struct command commands[] = {
 	{ "PASS", STATE_AUTH, cmd_pass },
 	{ "AUTH", STATE_AUTH, cmd_auth },
 	{ "APOP", STATE_AUTH, cmd_apop },
+	{ "UTF8", STATE_AUTH, cmd_utf8 },
 	{ "QUIT", STATE_AUTH | STATE_TRANS, cmd_quit },
 	{ "STAT", STATE_TRANS, cmd_stat },
 	{ "LIST", STATE_TRANS, cmd_list },
@@ -467,6 +469,7 @@ cmd_capa(struct session *s, char *args)
 		reply(s, "EXPIRE NEVER");
 	reply(s, "LOGIN-DELAY %u", s->cfg->login_delay);
 	reply(s, "AUTH-RESP-CODE");
+	reply(s, "UTF8 USER");
 	reply(s, "IMPLEMENTATION pop3d");
 	reply(s, ".");
 	return CMD_OK;
@@ -805,8 +808,8 @@ login(struct session *s, const struct auth_user *u)
 		    s->cfg->takeover);
 	if (store_skipped(s->store) > 0)
 		log_msg(LOG_WARNING, "mailbox: user=%s: %zu files in cur/ not "
-		    "served (symbolic links, or not regular files owned by "
-		    "the mail user)", s->logname, store_skipped(s->store));
+		    "served (symbolic links, unreadable, or not regular files "
+		    "owned by the mail user)", s->logname, store_skipped(s->store));
 	reply(s, "+OK Logged in, %zu messages (%llu octets)", s->left,
 	    (unsigned long long)s->left_bytes);
 	return CMD_OK;
@@ -1005,6 +1008,24 @@ cmd_dele(struct session *s, char *args)
 	s->left--;
 	s->left_bytes -= store_size(s->store, i);
 	reply(s, "+OK Message %zu deleted", i + 1);
+	return CMD_OK;
+}
+
+/*
+ * RFC 6856: UTF-8 in user names and passwords is accepted with or
+ * without it (valid UTF-8 only, compared as received), and messages are
+ * sent as they are stored either way: nothing to switch.
+ */
+static enum cmd_result
+cmd_utf8(struct session *s, char *args)
+{
+	char *argv[1];
+
+	if (split_args(args, argv, 0, POP3_ARG_MAX) != 0) {
+		reply(s, "-ERR Usage: UTF8");
+		return CMD_BAD;
+	}
+	reply(s, "+OK UTF8 enabled");
 	return CMD_OK;
 }
 

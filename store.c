@@ -1077,7 +1077,8 @@ maildir_sizes(struct store *st, char *err, size_t errlen)
 			if (maildir_msg_size(st, m->name, &m->size) == -1) {
 				if (errno == ENOENT)
 					continue;	/* gone: not served */
-				if (errno == ELOOP || errno == EPERM) {
+				if (errno == ELOOP || errno == EPERM ||
+				    errno == EACCES) {
 					st->skipped++;	/* not served */
 					continue;
 				}
@@ -1470,7 +1471,8 @@ store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
 			if (r == -1 && errno == ENOENT &&
 			    maildir_find_renamed(st, m) == 0)
 				r = unlinkat(st->curfd, m->name, 0);
-			if (r == -1) {
+			/* Gone already (another process): as asked. */
+			if (r == -1 && errno != ENOENT) {
 				log_errbuf(err, errlen, "unlink cur/%s: %s",
 				    m->name, strerror(errno));
 				(*failed)++;

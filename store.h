@@ -72,8 +72,9 @@ pid_t	store_taken_from(const struct store *);
 /* A command came: the holder record says so (at most once a second). */
 void	store_activity(struct store *);
 
-/* Files in cur/ not served: symbolic links, and files that are not
- * regular files owned by the mail user (the effective uid). */
+/* Files in cur/ not served: symbolic links, files that cannot be read,
+ * and files that are not regular files owned by the mail user (the
+ * effective uid). */
 size_t	store_skipped(const struct store *);
 
 /* Messages, numbered 0 .. store_count() - 1 here (1 .. n in POP3). */

@@ -62,7 +62,7 @@ def pop3d_binary():
 
 def b64(data):
     if isinstance(data, str):
-        data = data.encode()
+        data = data.encode('utf-8', 'surrogateescape')
     return base64.b64encode(data).decode('ascii')
 
 
@@ -119,7 +119,7 @@ def raw(s, line):
     """Send a line; the next line the server sends, unchecked (a SASL
     challenge is not a status line)."""
     if isinstance(line, str):
-        line = line.encode()
+        line = line.encode('utf-8', 'surrogateescape')
     s.send(line + b'\r\n')
     return s.readline()
 
@@ -1057,15 +1057,19 @@ class ExpireTest(AuthCase):
         self.assertEqual(self.box.listdir('cur'), [])
 
 
+# Latin-1 'caf\xe9' and other octets that are not UTF-8 (sent as octets).
+NOT_UTF8 = ['caf\udce9', 'caf\udcc3', '\udcc0\udcaf', '\udced\udca0\udc80']
+
+
 class UserNameTest(AuthCase):
     """At most 64 octets of printable ASCII without space, '/', ':', '\\',
-    not starting with '.'."""
+    or valid UTF-8 (RFC 6856), not starting with '.'."""
 
     def test_user_refuses_bad_names(self):
-        for name in BAD_NAMES + ['a b', 'caf\xe9']:
+        for name in BAD_NAMES + ['a b'] + NOT_UTF8:
             with self.subTest(name=name):
                 s = self.fresh()
-                self.assertErr(s.cmd(('USER ' + name).encode()))
+                self.assertErr(s.cmd('USER ' + name))
                 self.assertErr(s.cmd('PASS secret'))
                 self.assertNotLoggedIn(s)
                 s.quit()
@@ -1085,7 +1089,7 @@ class UserNameTest(AuthCase):
         self.assertIn(b'user=' + NAME_64.encode(), self.box.log())
 
     def test_sasl_and_apop_refuse_bad_names(self):
-        for name in BAD_NAMES + ['a b', 'caf\xe9', 'a\tb', 'a\x7fb']:
+        for name in BAD_NAMES + ['a b', 'a\tb', 'a\x7fb'] + NOT_UTF8:
             with self.subTest(name=name):
                 s = self.fresh('--apop', '--max-failures', '10')
                 self.assertErr(s.cmd('AUTH PLAIN ' + b64(plain(

@@ -149,9 +149,23 @@ static const struct {
 	{ "a\x01", 0 },
 	{ "a\x1f", 0 },
 	{ "a\x7f", 0 },
-	{ "caf\xc3\xa9", 0 },
+	/* UTF-8 (RFC 6856), valid and shortest only. */
+	{ "caf\xc3\xa9", 1 },
+	{ "\xe5\xbc\xa0\xe4\xbc\x9f", 1 },		/* U+5F20 U+4F1F */
+	{ "\xf0\x9f\x93\xab", 1 },		/* U+1F4EB */
+	{ "\xc2\xa0x", 1 },			/* U+00A0 */
+	{ "\xc2\x85", 0 },			/* U+0085, a C1 control */
+	{ "\xc0\xaf", 0 },			/* overlong '/' */
+	{ "\xe0\x80\xaf", 0 },		/* overlong '/' */
+	{ "\xc3", 0 },				/* cut */
+	{ "caf\xc3", 0 },
+	{ "\xc3\x28", 0 },
+	{ "\xed\xa0\x80", 0 },		/* a surrogate */
+	{ "\xf4\x90\x80\x80", 0 },		/* above U+10FFFF */
+	{ "\xf8\x88\x80\x80\x80", 0 },
 	{ "\x80", 0 },
 	{ "\xff", 0 },
+	{ ".\xc3\xa9", 0 },
 };
 
 START_TEST(test_auth_name_valid)
@@ -253,7 +267,7 @@ START_TEST(test_auth_parse_malformed)
 {
 	static const char *const bad[] = {
 		"alice", "alice:", "alice::1:2::/h", ":pw", ".x:pw", "a/b:pw",
-		"a b:pw", " alice:pw", "a\\b:pw", "caf\xc3\xa9:pw",
+		"a b:pw", " alice:pw", "a\\b:pw", "caf\xc3:pw",
 	};
 	struct auth_entry e;
 	char line[128];

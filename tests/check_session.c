@@ -62,7 +62,8 @@
 #define CAPA_HEAD	"+OK Capability list follows\r\nTOP\r\n"
 #define CAPA_MID	"UIDL\r\nRESP-CODES\r\nPIPELINING\r\n"
 #define CAPA_TAIL	"EXPIRE NEVER\r\nLOGIN-DELAY 0\r\n" \
-			"AUTH-RESP-CODE\r\nIMPLEMENTATION pop3d\r\n.\r\n"
+			"AUTH-RESP-CODE\r\nUTF8 USER\r\n" \
+			"IMPLEMENTATION pop3d\r\n.\r\n"
 #define CAPA_AUTH	CAPA_HEAD "USER\r\n" CAPA_MID \
 			"SASL PLAIN LOGIN\r\n" CAPA_TAIL
 #define CAPA_TRANS	CAPA_HEAD CAPA_MID CAPA_TAIL

@@ -10,6 +10,7 @@ failed.
 """
 
 import argparse
+import base64
 import hashlib
 import os
 import poplib
@@ -28,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import auth_e2e  # noqa: E402
 import deploy  # noqa: E402
+import fault_e2e  # noqa: E402
 import launchers  # noqa: E402
 import mbox_e2e  # noqa: E402
 from pop3test import (Box, Listener, Pop3Assertions, check_status, convert,  # noqa: E402
@@ -56,7 +58,7 @@ SAMPLES = [
 
 CAPA_AUTHORIZATION = {'TOP', 'USER', 'UIDL', 'RESP-CODES', 'PIPELINING',
                       'EXPIRE NEVER', 'LOGIN-DELAY 0', 'AUTH-RESP-CODE',
-                      'SASL PLAIN LOGIN'}
+                      'SASL PLAIN LOGIN', 'UTF8 USER'}
 
 LIST_RE = re.compile(rb'\+OK (\d+) (\d+)\r\n\Z')
 
@@ -274,6 +276,52 @@ class CapaTest(Pop3Test):
         self.assertEqual(set(caps) - set(impl),
                          CAPA_AUTHORIZATION - {'USER', 'SASL PLAIN LOGIN'})
         s.quit()
+
+
+class Utf8Test(Pop3Test):
+    """RFC 6856: UTF-8 user names and passwords; messages are sent as
+    stored, before UTF8 and after it."""
+
+    NAME = 'j\u00f6rg.\u5f20'
+    MESSAGE = ('From: J\u00f6rg <j\u00f6rg@b\u00fccher.example>\n'
+               'Subject: Gr\u00fc\u00dfe\n\nK\u00e4se.\n').encode()
+
+    def setUp(self):
+        super().setUp()
+        self.box.add_user(self.NAME, '{PLAIN}p\u00e4ss')
+        self.box.deliver(self.MESSAGE)
+
+    def test_utf8_command(self):
+        s = self.box.start()
+        self.assertEqual(s.cmd('UTF8'), b'+OK UTF8 enabled\r\n')
+        self.assertErr(s.cmd('UTF8 on'))
+        s.ok('USER ' + self.NAME)
+        s.ok('PASS p\u00e4ss')
+        self.assertIn('UTF8 USER', self.capa(s))
+        self.assertErr(s.cmd('UTF8'))
+        self.assertEqual(self.retr(s, 1), wire(self.MESSAGE))
+        s.quit()
+
+    def test_utf8_names_without_the_command(self):
+        s = self.box.start()
+        s.ok('USER ' + self.NAME)
+        s.ok('PASS p\u00e4ss')
+        self.assertEqual(self.retr(s, 1), wire(self.MESSAGE))
+        self.assertEqual(s.cmd('TOP 1 0'), b'+OK Top of message follows\r\n')
+        self.assertEqual(b''.join(s.multi()) + b'.\r\n',
+                         top(self.MESSAGE, 0))
+        s.quit()
+        s = self.box.start()
+        plain = ('\0%s\0p\u00e4ss' % self.NAME).encode()
+        s.ok('AUTH PLAIN ' + base64.b64encode(plain).decode())
+        s.quit()
+        s = self.box.start()
+        s.ok('USER ' + self.NAME)
+        self.assertErr(s.cmd('PASS p\u00e4sS'), b'-ERR [AUTH]')
+        s.quit()
+        # Valid UTF-8, so logged as it is.
+        self.assertIn(('login ok: user=%s rip=local' % self.NAME).encode(),
+                      self.box.log())
 
 
 class AuthTest(Pop3Test):
@@ -1419,6 +1467,7 @@ def main():
     suite.addTests(loader.loadTestsFromModule(deploy))
     suite.addTests(loader.loadTestsFromModule(auth_e2e))
     suite.addTests(loader.loadTestsFromModule(mbox_e2e))
+    suite.addTests(loader.loadTestsFromModule(fault_e2e))
     runner = unittest.TextTestRunner(verbosity=2 if opts.verbose else 1,
                                      resultclass=Result, stream=sys.stderr)
     result = runner.run(suite)

@@ -239,7 +239,7 @@ class Session:
     def cmd(self, line, timeout=READ_TIMEOUT):
         """Send one command line (CRLF added) and return the reply line."""
         if isinstance(line, str):
-            line = line.encode()
+            line = line.encode('utf-8', 'surrogateescape')
         self.send(line + b'\r\n')
         return self.reply(timeout)
 
