@@ -22,10 +22,10 @@ ALL_CFLAGS = $(POP3D_CPPFLAGS) $(POP3D_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(POP3D_LDFLAGS) $(LDFLAGS)
 
 OBJS = session.o store.o auth.o stream.o md5.o log.o proxy.o base64.o \
-	mbox.o
+	mbox.o uidl.o
 TEST_OBJS = tests/check_main.o tests/check_session.o tests/check_store.o \
 	tests/check_auth.o tests/check_stream.o tests/check_proxy.o \
-	tests/check_sasl.o tests/check_mbox.o
+	tests/check_sasl.o tests/check_mbox.o tests/check_uidl.o
 
 all: pop3d
 
@@ -85,7 +85,8 @@ SHAREDIR = $(PREFIX)/share/pop3d
 EXAMPLES = xinetd.d/pop3 xinetd.d/pop3s systemd/pop3d.socket \
 	systemd/pop3d@.service systemd/pop3s.socket systemd/pop3s@.service \
 	tcpserver/run tcpserver/rules s6/pop3d/run s6/pop3d/type \
-	stunnel/pop3s.conf stunnel/pop3s-inetd.conf
+	stunnel/pop3s.conf stunnel/pop3s-inetd.conf \
+	fail2ban/filter.d/pop3d.conf fail2ban/jail.d/pop3d.conf
 
 install: pop3d
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8

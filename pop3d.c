@@ -41,7 +41,8 @@ enum {
 	OPT_MAX_FAILURES,
 	OPT_LOGIN_DELAY,
 	OPT_EXPIRE,
-	OPT_TAKEOVER
+	OPT_TAKEOVER,
+	OPT_UIDL_FROM
 };
 
 static const struct option long_options[] = {
@@ -55,6 +56,7 @@ static const struct option long_options[] = {
 	{ "login-delay", required_argument, NULL, OPT_LOGIN_DELAY },
 	{ "expire", required_argument, NULL, OPT_EXPIRE },
 	{ "takeover", required_argument, NULL, OPT_TAKEOVER },
+	{ "uidl-from", required_argument, NULL, OPT_UIDL_FROM },
 	{ "mail", required_argument, NULL, 'm' },
 	{ "timeout", required_argument, NULL, 't' },
 	{ "log", required_argument, NULL, OPT_LOG },
@@ -92,6 +94,8 @@ usage(FILE *fp)
 	    "      --expire DAYS     remove messages DAYS after retrieval\n"
 	    "      --takeover SECS   end a session of the same user idle\n"
 	    "                        longer than SECS instead of [IN-USE]\n"
+	    "      --uidl-from SRC   UIDLs another server gave: dovecot,\n"
+	    "                        courier, qmail or auto (Maildir)\n"
 	    "  -m, --mail SPEC       mailbox, default maildir:~/Maildir\n"
 	    "  -t, --timeout SECS    idle timeout, default %d\n"
 	    "      --fail-delay MS   delay after a failed login, default %d\n"
@@ -329,6 +333,14 @@ main(int argc, char *argv[])
 			if (parse_uint(optarg, 86400, &cfg.takeover) == -1 ||
 			    cfg.takeover == 0)
 				return bad_number("takeover", optarg);
+			break;
+		case OPT_UIDL_FROM:
+			if (uidl_source_parse(optarg, &cfg.uidl_from) == -1) {
+				(void)fprintf(stderr, "pop3d: bad uidl-from: "
+				    "%s (own, dovecot, courier, qmail or "
+				    "auto)\n", optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case 'm':
 			cfg.mail_spec = optarg;

@@ -769,6 +769,7 @@ login(struct session *s, const struct auth_user *u)
 	opts.login_delay = s->cfg->login_delay;
 	opts.expire_days = s->cfg->expire ? (long)s->cfg->expire_days : -1;
 	opts.takeover = s->cfg->takeover;
+	opts.uidl_from = s->cfg->uidl_from;
 	r = store_open(&s->store, path, &opts, err, sizeof(err));
 	if (r != STORE_OK) {
 		log_msg(r == STORE_INUSE || r == STORE_TOOSOON ? LOG_NOTICE :

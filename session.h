@@ -5,6 +5,7 @@
 #define SESSION_H
 
 #include "auth.h"
+#include "uidl.h"
 
 struct session_config {
 	struct auth_config auth;	/* the user databases */
@@ -19,6 +20,7 @@ struct session_config {
 	unsigned int	 expire_days;	/* EXPIRE, days */
 	unsigned int	 takeover;	/* end a session of the same mailbox
 					   idle this long; 0 never */
+	enum uidl_source uidl_from;	/* UIDLs another server gave */
 	int		 apop;		/* offer APOP: timestamp in greeting */
 	int		 plaintext_ok;	/* USER/PASS allowed: TLS, loopback,
 					   local, or --allow-plaintext */

@@ -41,7 +41,7 @@
 #define MSG_RETRIEVED	0x02
 #define MSG_SEEN	0x04
 #define MSG_SIZED	0x08	/* the size came from the cache */
-#define MSG_UIDL_MD5	0x10	/* the UIDL follows the name's NUL */
+#define MSG_UIDL_AFTER	0x10	/* the UIDL follows the name's NUL */
 
 /* The size cache in the Maildir: a header with a checksum of the lines,
  * then "base TAB inode TAB size" lines in message order (base: the name up
@@ -108,6 +108,8 @@ static int	 maildir_regular(int, const struct dirent *);
 static DIR	*opendir_at(int);
 static enum store_result maildir_move_new(struct store *, char *, size_t);
 static enum store_result maildir_scan(struct store *, char *, size_t);
+static enum store_result maildir_uidl_from(struct store *, const char *,
+		    enum uidl_source, char *, size_t);
 static int	 maildir_add(struct store *, const char *, uint64_t, char *,
 		    size_t);
 static int	 maildir_expire(struct store *, const char *);
@@ -671,7 +673,7 @@ maildir_add(struct store *st, const char *name, uint64_t ino, char *err,
 	} else {
 		memcpy(buf, name, len + 1);
 		md5_hex(name, base, buf + len + 1);
-		m->flags |= MSG_UIDL_MD5;
+		m->flags |= MSG_UIDL_AFTER;
 		m->uidl_len = 2 * MD5_DIGEST_LEN;
 		m->name = arena_copy(st, buf, len + 1 + 2 * MD5_DIGEST_LEN);
 	}
@@ -834,6 +836,60 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 			st->cap = st->count;
 		}
 	}
+	return STORE_OK;
+}
+
+/*
+ * --uidl-from: the ids another server gave (uidl.h) replace the own ones
+ * where it knows the message; the others keep theirs.  A mapped id is
+ * kept after the name, in a new copy of it.
+ */
+static enum store_result
+maildir_uidl_from(struct store *st, const char *path, enum uidl_source src,
+    char *err, size_t errlen)
+{
+	char buf[NAME_MAX + 2 + UIDL_MAX + 1];
+	struct uidl_map *map;
+	struct msg *m;
+	const char *id;
+	size_t i, k, n, idlen;
+
+	if (src == UIDL_OWN)
+		return STORE_OK;
+	if (src == UIDL_QMAIL) {
+		/* qmail-pop3d: the name up to ':', where it is a UIDL. */
+		for (i = 0; i < st->count; i++) {
+			m = &st->msgs[i];
+			n = store_maildir_colon(m->name);
+			for (k = 0; k < n; k++)
+				if (m->name[k] < 0x21 || m->name[k] > 0x7e)
+					break;
+			if (n > 0 && n <= UIDL_MAX && k == n &&
+			    !(m->flags & MSG_UIDL_AFTER))
+				m->uidl_len = (unsigned char)n;
+		}
+		return STORE_OK;
+	}
+	if (uidl_map_load(&map, path, src, err, errlen) == -1)
+		return STORE_TEMP;
+	for (i = 0; i < st->count && map != NULL; i++) {
+		m = &st->msgs[i];
+		id = uidl_map_find(map, m->name, store_maildir_base(m->name),
+		    &idlen);
+		if (id == NULL || idlen == 0 || idlen > UIDL_MAX)
+			continue;
+		n = strlen(m->name);
+		memcpy(buf, m->name, n + 1);
+		memcpy(buf + n + 1, id, idlen);
+		if ((m->name = arena_copy(st, buf, n + 1 + idlen)) == NULL) {
+			uidl_map_free(map);
+			log_errbuf(err, errlen, "out of memory");
+			return STORE_TEMP;
+		}
+		m->flags |= MSG_UIDL_AFTER;
+		m->uidl_len = (unsigned char)idlen;
+	}
+	uidl_map_free(map);
 	return STORE_OK;
 }
 
@@ -1218,7 +1274,9 @@ store_open(struct store **stp, const char *path,
 	    (r = maildir_login_delay(st, opts ? opts->login_delay : 0, err,
 	    errlen)) != STORE_OK ||
 	    (r = maildir_move_new(st, err, errlen)) != STORE_OK ||
-	    (r = maildir_scan(st, err, errlen)) != STORE_OK) {
+	    (r = maildir_scan(st, err, errlen)) != STORE_OK ||
+	    (r = maildir_uidl_from(st, path, opts ? opts->uidl_from :
+	    UIDL_OWN, err, errlen)) != STORE_OK) {
 		store_close(st);
 		return r;
 	}
@@ -1274,7 +1332,7 @@ store_uidl(const struct store *st, size_t i, size_t *len)
 	const struct msg *m = &st->msgs[i];
 
 	*len = m->uidl_len;
-	if (m->flags & MSG_UIDL_MD5)
+	if (m->flags & MSG_UIDL_AFTER)
 		return m->name + strlen(m->name) + 1;
 	return m->name;
 }
@@ -1313,7 +1371,7 @@ store_set_retrieved(struct store *st, size_t i)
 static int
 maildir_find_renamed(struct store *st, struct msg *m)
 {
-	char buf[NAME_MAX + 2 + 2 * MD5_DIGEST_LEN + 1];
+	char buf[NAME_MAX + 2 + UIDL_MAX + 1];
 	size_t base = store_maildir_base(m->name), len;
 	struct dirent *de;
 	char *name = NULL;
@@ -1328,10 +1386,10 @@ maildir_find_renamed(struct store *st, struct msg *m)
 			/* The MD5 UIDL, if any, moves with the name. */
 			len = strlen(de->d_name);
 			memcpy(buf, de->d_name, len + 1);
-			if (m->flags & MSG_UIDL_MD5) {
+			if (m->flags & MSG_UIDL_AFTER) {
 				memcpy(buf + len + 1, m->name +
-				    strlen(m->name) + 1, 2 * MD5_DIGEST_LEN);
-				len += 1 + 2 * MD5_DIGEST_LEN;
+				    strlen(m->name) + 1, m->uidl_len);
+				len += 1 + m->uidl_len;
 			}
 			name = arena_copy(st, buf, len);
 			break;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "stream.h"
+#include "uidl.h"
 
 enum store_result {
 	STORE_OK = 0,
@@ -52,6 +53,9 @@ struct store_options {
 	 * older than this many seconds, end it and take the lock; 0 never.
 	 * The session then keeps a holder record (store_activity()). */
 	unsigned int	 takeover;
+	/* --uidl-from (Maildir): the ids another server gave, where it
+	 * left a record of them (uidl.h); UIDL_OWN for pop3d's own. */
+	enum uidl_source uidl_from;
 };
 
 /*

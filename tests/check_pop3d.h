@@ -27,6 +27,7 @@ Suite	*session_suite(void);
 Suite	*proxy_suite(void);
 Suite	*sasl_suite(void);
 Suite	*mbox_suite(void);
+Suite	*uidl_suite(void);
 
 /* Octets collected from a stream, a session or a file; always NUL-ended. */
 struct tbuf {

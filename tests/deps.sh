@@ -2,7 +2,8 @@
 # Install what "make check" needs when it is missing (Debian, as root):
 # a C compiler, Check and pkg-config for the unit tests, libcrypt, and
 # python3, curl and the launchers (tcpserver, socat, xinetd, s6,
-# systemd-socket-activate, stunnel, haproxy) for the end-to-end tests.
+# systemd-socket-activate, stunnel, haproxy) and fail2ban-regex for the
+# end-to-end tests.
 set -e
 
 missing=""
@@ -21,6 +22,7 @@ command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v s6-supervise >/dev/null 2>&1 || missing="$missing s6"
 command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
 command -v systemd-socket-activate >/dev/null 2>&1 || missing="$missing systemd"
+command -v fail2ban-regex >/dev/null 2>&1 || missing="$missing fail2ban"
 
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -27,11 +27,13 @@ import unittest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import admin_e2e  # noqa: E402
 import auth_e2e  # noqa: E402
 import deploy  # noqa: E402
 import fault_e2e  # noqa: E402
 import launchers  # noqa: E402
 import mbox_e2e  # noqa: E402
+import migrate_e2e  # noqa: E402
 from pop3test import (Box, Listener, Pop3Assertions, check_status, convert,  # noqa: E402
                       proc_status, stuff, top, unstuff, wire)
 
@@ -1468,6 +1470,8 @@ def main():
     suite.addTests(loader.loadTestsFromModule(auth_e2e))
     suite.addTests(loader.loadTestsFromModule(mbox_e2e))
     suite.addTests(loader.loadTestsFromModule(fault_e2e))
+    suite.addTests(loader.loadTestsFromModule(migrate_e2e))
+    suite.addTests(loader.loadTestsFromModule(admin_e2e))
     runner = unittest.TextTestRunner(verbosity=2 if opts.verbose else 1,
                                      resultclass=Result, stream=sys.stderr)
     result = runner.run(suite)

@@ -238,7 +238,8 @@ class InstallTest(unittest.TestCase):
             'stunnel/pop3s.conf', 'systemd/pop3d.socket',
             'systemd/pop3d@.service', 'systemd/pop3s.socket',
             'systemd/pop3s@.service', 'tcpserver/rules', 'tcpserver/run',
-            'xinetd.d/pop3', 'xinetd.d/pop3s')]
+            'xinetd.d/pop3', 'xinetd.d/pop3s', 'fail2ban/filter.d/pop3d.conf',
+            'fail2ban/jail.d/pop3d.conf')]
         self.assertEqual(files, sorted(['usr/sbin/pop3d',
                                         'usr/share/man/man8/pop3d.8']
                                        + examples))
