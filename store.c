@@ -32,6 +32,7 @@
 
 #define LOCK_NAME	"pop3d.lock"
 #define LOGIN_STAMP	"pop3d.login"
+#define QUOTA_NAME	"maildirsize"	/* Maildir++ quota, if used */
 #define ARENA_BLOCK	(64 * 1024)
 #define UIDL_MAX	70
 #define SORT_SHORT	12	/* runs left to an insertion sort */
@@ -89,6 +90,8 @@ struct store {
 	int			 holder;	/* keeps a holder record */
 	time_t			 active;	/* its time, monotonic */
 	pid_t			 taken_from;	/* idle session ended */
+	long long		 quota_bytes;	/* removed, not yet in */
+	long long		 quota_count;	/* maildirsize */
 	time_t			 expire_before;	/* seen and atime older: gone */
 	struct arena_block	*arena;
 };
@@ -103,6 +106,7 @@ static enum store_result maildir_lock(struct store *, char *, size_t);
 static enum store_result maildir_takeover(struct store *, unsigned int,
 		    char *, size_t);
 static int	 holder_write(struct store *, time_t);
+static int	 quota_write(struct store *);
 static time_t	 monotonic_now(void);
 static int	 maildir_regular(int, const struct dirent *);
 static DIR	*opendir_at(int);
@@ -622,6 +626,8 @@ maildir_expire(struct store *st, const char *name)
 	    unlinkat(st->curfd, name, 0) == -1)
 		return 0;
 	st->expired++;
+	st->quota_bytes += sb.st_size;
+	st->quota_count++;
 	return 1;
 }
 
@@ -1277,9 +1283,11 @@ store_open(struct store **stp, const char *path,
 	    (r = maildir_scan(st, err, errlen)) != STORE_OK ||
 	    (r = maildir_uidl_from(st, path, opts ? opts->uidl_from :
 	    UIDL_OWN, err, errlen)) != STORE_OK) {
+		(void)quota_write(st);	/* what expiry removed */
 		store_close(st);
 		return r;
 	}
+	(void)quota_write(st);
 	*stp = st;
 	return STORE_OK;
 }
@@ -1451,6 +1459,35 @@ store_msg_send(struct store *st, size_t i, int fd, long body_lines,
 	return stream_fd_direct(fd, body_lines, emit, reserve, commit, ctx);
 }
 
+/*
+ * Maildir++ quota: when the Maildir has a maildirsize file (kept by the
+ * MDA, Dovecot, Courier, maildrop), the messages removed are subtracted
+ * from it with one appended line "-BYTES -COUNT", as the Maildir++
+ * specification asks of every process that removes mail, so the quota
+ * stays right without a recalculation.  Without the file, nothing.
+ * -1 when the line could not be written: the MDA's next recalculation
+ * puts the quota right, and no mail is at stake.
+ */
+static int
+quota_write(struct store *st)
+{
+	char line[64];
+	int fd, n, r = 0;
+
+	if (st->quota_count > 0 && (fd = openat(st->dirfd, QUOTA_NAME,
+	    O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC)) != -1) {
+		n = snprintf(line, sizeof(line), "-%lld -%lld\n",
+		    st->quota_bytes, st->quota_count);
+		/* One write: appends by other processes do not mix in. */
+		if (n <= 0 || (size_t)n >= sizeof(line) ||
+		    write(fd, line, (size_t)n) != n)
+			r = -1;
+		close(fd);
+	}
+	st->quota_bytes = st->quota_count = 0;
+	return r;
+}
+
 /* UPDATE for an mbox: rewrite it without the deleted messages. */
 static int
 mbox_update(struct store *st, size_t *failed, char *err, size_t errlen)
@@ -1515,20 +1552,31 @@ store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
 		{ 0, UTIME_NOW }, { 0, UTIME_OMIT }
 	};
 	char seen[NAME_MAX + 1];
+	struct stat sb;
 	struct msg *m;
 	size_t i;
-	int r;
+	int r, quota, sized;
 
 	if (st->mbox)
 		return mbox_update(st, failed, err, errlen);
 	*failed = 0;
+	quota = faccessat(st->dirfd, QUOTA_NAME, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 	for (i = 0; i < st->count; i++) {
 		m = &st->msgs[i];
 		if (m->flags & MSG_DELETED) {
+			sized = quota && fstatat(st->curfd, m->name, &sb,
+			    AT_SYMLINK_NOFOLLOW) == 0;
 			r = unlinkat(st->curfd, m->name, 0);
 			if (r == -1 && errno == ENOENT &&
-			    maildir_find_renamed(st, m) == 0)
+			    maildir_find_renamed(st, m) == 0) {
+				sized = quota && fstatat(st->curfd, m->name,
+				    &sb, AT_SYMLINK_NOFOLLOW) == 0;
 				r = unlinkat(st->curfd, m->name, 0);
+			}
+			if (r == 0 && sized) {
+				st->quota_bytes += sb.st_size;
+				st->quota_count++;
+			}
 			/* Gone already (another process): as asked. */
 			if (r == -1 && errno != ENOENT) {
 				log_errbuf(err, errlen, "unlink cur/%s: %s",
@@ -1545,6 +1593,7 @@ store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
 				(void)utimensat(st->curfd, m->name, retrieved, 0);
 		}
 	}
+	(void)quota_write(st);
 	if (fsync(st->curfd) == -1) {
 		log_errbuf(err, errlen, "fsync cur/: %s", strerror(errno));
 		return -1;

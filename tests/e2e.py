@@ -1319,6 +1319,72 @@ class TakeoverTest(Pop3Test):
         self.assertEqual(len(self.box.listdir('cur')), 3)
 
 
+class QuotaTest(Pop3Test):
+    """Maildir++ quota: messages removed are subtracted in maildirsize
+    with one appended line, when the Maildir has that file."""
+
+    HEAD = b'1000000S,1000C\n12345 7\n'
+
+    def setUp(self):
+        super().setUp()
+        self.msgs = [msg(i) * i for i in range(1, 5)]
+        self.names = [self.box.deliver(m, sub='cur') for m in self.msgs]
+        self.quota = os.path.join(self.box.maildir, 'maildirsize')
+
+    def quota_lines(self):
+        with open(self.quota, 'rb') as f:
+            return f.read()
+
+    def test_deletions_subtracted(self):
+        with open(self.quota, 'wb') as f:
+            f.write(self.HEAD)
+        s = self.box.open()
+        s.ok('DELE 1')
+        s.ok('DELE 3')
+        s.ok('RETR 2')
+        s.multi()
+        s.quit()
+        self.assertEqual(self.quota_lines(), self.HEAD + b'-%d -2\n' % (
+            len(self.msgs[0]) + len(self.msgs[2])))
+        # Nothing deleted: nothing written.
+        s = self.box.open()
+        s.quit()
+        self.assertEqual(self.quota_lines(), self.HEAD + b'-%d -2\n' % (
+            len(self.msgs[0]) + len(self.msgs[2])))
+
+    def test_vanished_message_not_counted(self):
+        with open(self.quota, 'wb') as f:
+            f.write(self.HEAD)
+        s = self.box.open()
+        os.unlink(os.path.join(self.box.maildir, 'cur', self.names[1]))
+        s.ok('DELE 2')
+        s.ok('DELE 4')
+        s.quit()
+        self.assertEqual(self.quota_lines(),
+                         self.HEAD + b'-%d -1\n' % len(self.msgs[3]))
+
+    def test_expired_messages_subtracted(self):
+        with open(self.quota, 'wb') as f:
+            f.write(self.HEAD)
+        cur = os.path.join(self.box.maildir, 'cur')
+        old = time.time() - 3 * 86400
+        for i in (0, 1):
+            seen = os.path.join(cur, self.names[i] + ':2,S')
+            os.rename(os.path.join(cur, self.names[i]), seen)
+            os.utime(seen, (old, old))
+        s = self.box.open('alice', 'secret', '--expire', '1')
+        self.assertEqual(s.cmd('STAT')[:6], b'+OK 2 ')
+        s.quit()
+        self.assertEqual(self.quota_lines(), self.HEAD + b'-%d -2\n' % (
+            len(self.msgs[0]) + len(self.msgs[1])))
+
+    def test_no_maildirsize_none_made(self):
+        s = self.box.open()
+        s.ok('DELE 1')
+        s.quit()
+        self.assertFalse(os.path.exists(self.quota))
+
+
 class PrivilegeTest(Pop3Test):
 
     def test_session_runs_as_mail_user(self):
