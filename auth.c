@@ -37,6 +37,8 @@ static const char dummy_hash[] =
 static int	parse_id(const char *, unsigned long *);
 static int	equal_ct(const char *, const char *);
 static size_t	utf8_len(const unsigned char *);
+static int	system_why(const char *, unsigned long, char *, size_t);
+static void	hash_method(const char *, char *, size_t);
 
 void
 auth_wipe(void *p, size_t len)
@@ -548,6 +550,189 @@ auth_check(const struct auth_config *cfg, const struct auth_request *req,
 		return AUTH_FAIL;
 	}
 	return AUTH_OK;
+}
+
+/*
+ * The crypt(3) method of a hash, "$id$", for a message; "" when it has
+ * none that can be shown (the rest of a hash is never shown).
+ */
+static void
+hash_method(const char *hash, char *buf, size_t len)
+{
+	size_t n;
+
+	buf[0] = '\0';
+	if (hash[0] != '$')
+		return;
+	n = 1 + strspn(hash + 1, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+	if (n <= 8 && hash[n] == '$')
+		(void)snprintf(buf, len, " (method %.*s)", (int)n + 1, hash);
+}
+
+enum auth_stored
+auth_stored_check(const char *stored, char *why, size_t whylen)
+{
+	struct crypt_data *cd;
+	const char *hash = stored, *out;
+	char method[16];
+	enum auth_stored r = AUTH_STORED_OK;
+	size_t i, len;
+
+	if (strncmp(stored, "{PLAIN}", 7) == 0) {
+		if (stored[7] != '\0')
+			return AUTH_STORED_OK;
+		log_errbuf(why, whylen, "empty {PLAIN} password");
+		return AUTH_STORED_BAD;
+	}
+	for (i = 0; crypt_schemes[i] != NULL; i++) {
+		len = strlen(crypt_schemes[i]);
+		if (strncmp(stored, crypt_schemes[i], len) == 0) {
+			hash = stored + len;
+			break;
+		}
+	}
+	if (hash[0] == '!' || hash[0] == '*') {
+		log_errbuf(why, whylen, "account locked (password starts with "
+		    "%c)", hash[0]);
+		return AUTH_STORED_LOCKED;
+	}
+	if (hash[0] == '{') {
+		len = strspn(hash + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "abcdefghijklmnopqrstuvwxyz0123456789-_.");
+		if (hash[len + 1] == '}' && len <= 32)
+			log_errbuf(why, whylen, "unknown password scheme %.*s",
+			    (int)len + 2, hash);
+		else
+			log_errbuf(why, whylen, "unknown password scheme");
+		return AUTH_STORED_BAD;
+	}
+	if (hash[0] == '\0') {
+		log_errbuf(why, whylen, "empty password field");
+		return AUTH_STORED_BAD;
+	}
+	if ((cd = calloc(1, sizeof(*cd))) == NULL) {
+		log_errbuf(why, whylen, "out of memory");
+		return AUTH_STORED_BAD;
+	}
+	out = crypt_r("pop3d-check", hash, cd);
+	hash_method(hash, method, sizeof(method));
+	if (out == NULL || out[0] == '*') {
+		log_errbuf(why, whylen, "a hash crypt(3) does not take%s",
+		    method);
+		r = AUTH_STORED_BAD;
+	} else if (strlen(out) != strlen(hash)) {
+		log_errbuf(why, whylen, "not a whole crypt(3) hash%s: no "
+		    "password matches it ({PLAIN} for one in clear)", method);
+		r = AUTH_STORED_BAD;
+	}
+	auth_wipe(cd, sizeof(*cd));
+	free(cd);
+	return r;
+}
+
+/*
+ * Why the system account name is not let in, when the reason is one of
+ * its account: uid 0, a uid below first_uid, a shadow entry that cannot
+ * be read, an expired or locked account.  1 with why set, or 0.
+ */
+static int
+system_why(const char *name, unsigned long first_uid, char *why,
+    size_t whylen)
+{
+	struct passwd *pw;
+	struct spwd *sp;
+
+	if ((pw = getpwnam(name)) == NULL)
+		return 0;
+	if (pw->pw_uid == 0) {
+		log_errbuf(why, whylen, "system account with uid 0, which "
+		    "never logs in");
+		return 1;
+	}
+	if ((unsigned long)pw->pw_uid < first_uid) {
+		log_errbuf(why, whylen, "system account with uid %lu, below "
+		    "--first-uid %lu", (unsigned long)pw->pw_uid, first_uid);
+		return 1;
+	}
+	errno = 0;
+	if ((sp = getspnam(name)) == NULL) {
+		if (errno != EACCES && errno != EPERM)
+			return 0;
+		log_errbuf(why, whylen, "the shadow entry cannot be read: %s",
+		    strerror(errno));
+		return 1;
+	}
+	if (sp->sp_expire >= 0 && sp->sp_expire <= (long)(time(NULL) / 86400))
+		log_errbuf(why, whylen, "account expired (chage -E)");
+	else if (sp->sp_pwdp == NULL || sp->sp_pwdp[0] == '\0')
+		log_errbuf(why, whylen, "account without a password");
+	else if (sp->sp_pwdp[0] == '!' || sp->sp_pwdp[0] == '*')
+		log_errbuf(why, whylen, "account locked (password starts with "
+		    "%c)", sp->sp_pwdp[0]);
+	else
+		return 0;
+	return 1;
+}
+
+enum auth_lookup_result
+auth_lookup(const struct auth_config *cfg, const char *name,
+    struct auth_user *u, size_t *db, char *why, size_t whylen)
+{
+	char stored[PASSWD_LINE_MAX], dummy[PASSWD_LINE_MAX], note[256];
+	enum auth_lookup_result r = AUTH_LOOKUP_UNKNOWN;
+	size_t i;
+	int found = 0;
+
+	memset(u, 0, sizeof(*u));
+	stored[0] = dummy[0] = note[0] = '\0';
+	log_errbuf(why, whylen, "unknown user");
+	*db = cfg->ndb;
+	for (i = 0; i < cfg->ndb && found == 0; i++) {
+		*db = i;
+		switch (cfg->db[i].type) {
+		case AUTH_DB_FILE:
+			found = passwd_find(cfg->db[i].path, name, u, stored,
+			    sizeof(stored), dummy, sizeof(dummy), why, whylen);
+			break;
+		case AUTH_DB_SYSTEM:
+			found = system_find(name, cfg->first_uid, u, stored,
+			    sizeof(stored), why, whylen);
+			/* Passed over: the reason, if none comes later. */
+			if (found == 0 && note[0] == '\0')
+				(void)system_why(name, cfg->first_uid, note,
+				    sizeof(note));
+			break;
+		case AUTH_DB_CHECKPASSWORD:
+			log_errbuf(why, whylen, "checkpassword %s is asked "
+			    "only with the password", cfg->db[i].path);
+			r = AUTH_LOOKUP_ASK;
+			goto out;
+		}
+	}
+	if (found == -1)
+		r = AUTH_LOOKUP_TEMP;
+	else if (found == 0) {
+		*db = cfg->ndb;
+		if (note[0] != '\0')
+			log_errbuf(why, whylen, "unknown user: %s", note);
+	} else if (u->system && system_why(name, cfg->first_uid, why,
+	    whylen))
+		r = AUTH_LOOKUP_REFUSED;
+	else if (stored[0] == '!') {
+		log_errbuf(why, whylen, "account locked (password starts "
+		    "with !)");
+		r = AUTH_LOOKUP_REFUSED;
+	} else if (auth_stored_check(stored, why, whylen) != AUTH_STORED_OK)
+		r = AUTH_LOOKUP_REFUSED;
+	else {
+		log_errbuf(why, whylen, "ok");
+		r = AUTH_LOOKUP_FOUND;
+	}
+out:
+	auth_wipe(stored, sizeof(stored));
+	auth_wipe(dummy, sizeof(dummy));
+	return r;
 }
 
 int

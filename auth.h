@@ -131,6 +131,45 @@ int	auth_checkpassword_reply(void);
  */
 int	auth_become(const struct auth_user *u, char *err, size_t errlen);
 
+/* What a stored password allows (auth_stored_check()). */
+enum auth_stored {
+	AUTH_STORED_OK = 0,	/* the right password matches it */
+	AUTH_STORED_LOCKED,	/* "!" or "*" first: locked on purpose */
+	AUTH_STORED_BAD		/* no password can ever match it */
+};
+
+/*
+ * Whether any password can match a stored one: {PLAIN}secret, or a
+ * crypt(3) hash, bare or behind a scheme of auth_check_password(), that
+ * crypt(3) takes (a dummy password hashed with it must give a result of
+ * the hash's length).  Costs one crypt(3).  why (whylen may be 0) says
+ * what is wrong, without the hash.
+ */
+enum auth_stored auth_stored_check(const char *stored, char *why,
+	    size_t whylen);
+
+/* What auth_lookup() found. */
+enum auth_lookup_result {
+	AUTH_LOOKUP_FOUND = 0,	/* the right password would let in */
+	AUTH_LOOKUP_UNKNOWN,	/* no database knows the user */
+	AUTH_LOOKUP_REFUSED,	/* known, but no password lets in */
+	AUTH_LOOKUP_TEMP,	/* a database could not be read */
+	AUTH_LOOKUP_ASK		/* a checkpassword program decides, and it
+				   is asked only with the password */
+};
+
+/*
+ * Find name in the databases of cfg without a password, in the order a
+ * login asks them, for pop3d --check-user.  *db is the index of the
+ * database that decided (or cfg->ndb).  On FOUND and REFUSED *u is
+ * filled in.  why says why a user is refused, unknown (a system account
+ * below first_uid, which a login passes over) or not found out; never
+ * the password.
+ */
+enum auth_lookup_result auth_lookup(const struct auth_config *cfg,
+	    const char *name, struct auth_user *u, size_t *db, char *why,
+	    size_t whylen);
+
 /* A crypt(3) hash of password with the system's preferred method. */
 int	auth_hash_password(const char *password, char *out, size_t outlen);
 

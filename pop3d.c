@@ -21,6 +21,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "auth.h"
 #include "log.h"
 #include "pop3d.h"
@@ -42,7 +43,9 @@ enum {
 	OPT_LOGIN_DELAY,
 	OPT_EXPIRE,
 	OPT_TAKEOVER,
-	OPT_UIDL_FROM
+	OPT_UIDL_FROM,
+	OPT_CHECK_USER,
+	OPT_CHECK_CONFIG
 };
 
 static const struct option long_options[] = {
@@ -65,6 +68,8 @@ static const struct option long_options[] = {
 	{ "allow-plaintext", no_argument, NULL, OPT_ALLOW_PLAINTEXT },
 	{ "proxy-protocol", no_argument, NULL, OPT_PROXY_PROTOCOL },
 	{ "hash-password", no_argument, NULL, OPT_HASH_PASSWORD },
+	{ "check-user", required_argument, NULL, OPT_CHECK_USER },
+	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
@@ -104,6 +109,10 @@ usage(FILE *fp)
 	    "      --allow-plaintext allow USER/PASS without TLS off loopback\n"
 	    "      --proxy-protocol  read the client address from a PROXY header\n"
 	    "      --hash-password   read a password, print a hash for FILE\n"
+	    "      --check-user NAME look NAME up and at its mailbox, as a\n"
+	    "                        login would, changing nothing\n"
+	    "      --check-config    check the passwd-files, the mail spec\n"
+	    "                        and the checkpassword programs\n"
 	    "  -V, --version         print the version\n"
 	    "  -h, --help            print this help\n",
 	    AUTH_FIRST_UID, POP3_MAX_FAILURES, POP3_TIMEOUT_DEFAULT,
@@ -277,8 +286,10 @@ main(int argc, char *argv[])
 	struct session_config cfg;
 	char remote[INET6_ADDRSTRLEN + 1];
 	char self[PATH_MAX_POP3];
+	const char *check_user = NULL;
 	unsigned int n;
 	int c, log_stderr = 0, tls = 0, allow_plaintext = 0, proxy = 0, near;
+	int check_config = 0;
 	enum proxy_result pr = PROXY_LOCAL;
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -377,6 +388,12 @@ main(int argc, char *argv[])
 			break;
 		case OPT_HASH_PASSWORD:
 			return hash_password();
+		case OPT_CHECK_USER:
+			check_user = optarg;
+			break;
+		case OPT_CHECK_CONFIG:
+			check_config = 1;
+			break;
 		case 'V':
 			(void)printf("pop3d %s\n", POP3D_VERSION);
 			return 0;
@@ -392,11 +409,21 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (check_user != NULL && check_config) {
+		(void)fprintf(stderr, "pop3d: --check-user and --check-config "
+		    "go one at a time\n");
+		return EXIT_USAGE;
+	}
 	if (cfg.auth.ndb == 0) {
 		(void)fprintf(stderr, "pop3d: no user database: use -u FILE, "
 		    "-S or --checkpassword PROG\n");
 		return EXIT_USAGE;
 	}
+	/* Checks for the administrator, on the terminal: no session. */
+	if (check_user != NULL)
+		return admin_check_user(&cfg, check_user);
+	if (check_config)
+		return admin_check_config(&cfg);
 	/* checkpassword runs this program again as its subprogram. */
 	if (readlink("/proc/self/exe", self, sizeof(self) - 1) > 0)
 		cfg.auth.self = self;

@@ -27,6 +27,7 @@ import unittest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import admin_check_e2e  # noqa: E402
 import admin_e2e  # noqa: E402
 import auth_e2e  # noqa: E402
 import deploy  # noqa: E402
@@ -1538,6 +1539,7 @@ def main():
     suite.addTests(loader.loadTestsFromModule(fault_e2e))
     suite.addTests(loader.loadTestsFromModule(migrate_e2e))
     suite.addTests(loader.loadTestsFromModule(admin_e2e))
+    suite.addTests(loader.loadTestsFromModule(admin_check_e2e))
     runner = unittest.TextTestRunner(verbosity=2 if opts.verbose else 1,
                                      resultclass=Result, stream=sys.stderr)
     result = runner.run(suite)
