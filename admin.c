@@ -70,7 +70,6 @@ static int	check_login_delay(int, unsigned int);
 static int	check_uidl(const char *, enum uidl_source);
 static int	check_maildir(const struct session_config *, const char *);
 static int	check_mbox(const char *);
-static int	parse_number(const char *, unsigned long *);
 static int	uses_home(const char *);
 static int	check_spec(const char *);
 static int	check_program(const char *);
@@ -567,23 +566,6 @@ admin_check_user(const struct session_config *cfg, const char *name)
 	return check_maildir(cfg, path);
 }
 
-/* A uid or gid: decimal digits, at most 2^32 - 1.  0 or -1. */
-static int
-parse_number(const char *s, unsigned long *v)
-{
-	unsigned long n = 0;
-
-	if (*s == '\0')
-		return -1;
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9' || n > (UINT32_MAX - 9) / 10)
-			return -1;
-		n = n * 10 + (unsigned long)(*s - '0');
-	}
-	*v = n;
-	return 0;
-}
-
 /* Whether the mail spec uses the home: "~" at the start, or %h. */
 static int
 uses_home(const char *spec)
@@ -717,7 +699,7 @@ check_entry(const char *file, unsigned long line, struct auth_entry *e,
 			problem(file, line, "user %s: no %s (pop3d run as "
 			    "root needs one)", e->name, what[i]);
 			(*n)++;
-		} else if (parse_number(id[i], &v) == -1) {
+		} else if (auth_parse_id(id[i], &v) == -1) {
 			problem(file, line, "user %s: %s %s is not a number",
 			    e->name, what[i], log_safe(id[i], safe,
 			    sizeof(safe)));

@@ -34,7 +34,6 @@ static const char *const crypt_schemes[] = {
 static const char dummy_hash[] =
     "$y$j9T$xhgj017WRjPJUIw1DOeqm0$/XRhwdFQSzPC2kjkSJtrKZuyVtAQxMyb88WJRYpWvH.";
 
-static int	parse_id(const char *, unsigned long *);
 static int	equal_ct(const char *, const char *);
 static size_t	utf8_len(const unsigned char *);
 static int	system_why(const char *, unsigned long, char *, size_t);
@@ -130,9 +129,8 @@ auth_parse_line(char *line, struct auth_entry *e)
 	return 0;
 }
 
-/* A uid or gid: decimal digits only, no overflow.  0 or -1. */
-static int
-parse_id(const char *s, unsigned long *v)
+int
+auth_parse_id(const char *s, unsigned long *v)
 {
 	unsigned long n = 0;
 
@@ -229,8 +227,8 @@ passwd_find(const char *file, const char *name, struct auth_user *u,
 			continue;
 		found = 1;
 		(void)snprintf(u->name, sizeof(u->name), "%s", e.name);
-		u->have_ids = parse_id(e.uid, &uid) == 0 &&
-		    parse_id(e.gid, &gid) == 0;
+		u->have_ids = auth_parse_id(e.uid, &uid) == 0 &&
+		    auth_parse_id(e.gid, &gid) == 0;
 		u->uid = u->have_ids ? (uid_t)uid : 0;
 		u->gid = u->have_ids ? (gid_t)gid : 0;
 		u->system = 0;
@@ -379,7 +377,8 @@ checkpassword_identity(char *reply, const char *name, struct auth_user *u)
 			return -1;
 		*p++ = '\0';
 	}
-	if (parse_id(line[0], &uid) == -1 || parse_id(line[1], &gid) == -1)
+	if (auth_parse_id(line[0], &uid) == -1 ||
+	    auth_parse_id(line[1], &gid) == -1)
 		return -1;
 	n = snprintf(u->home, sizeof(u->home), "%s", line[2]);
 	if (n < 0 || (size_t)n >= sizeof(u->home))

@@ -76,6 +76,9 @@ struct auth_entry {
  */
 int	auth_name_valid(const char *name);
 
+/* A uid or gid: decimal digits only, at most 2^32 - 1.  0 or -1. */
+int	auth_parse_id(const char *s, unsigned long *v);
+
 /*
  * Split a passwd-file line (without its newline) into e.  Returns 0,
  * 1 for a comment or blank line, -1 for a malformed line.
