@@ -192,8 +192,12 @@ out_flush(struct session *s)
 	alarm(s->cfg->timeout);
 	while (off < s->out_len) {
 		n = write(s->cfg->out_fd, s->out + off, s->out_len - off);
-		if (n > 0)
+		if (n > 0) {
 			off += (size_t)n;
+			/* A long RETR to a slow client is not idleness. */
+			if (s->store != NULL)
+				store_activity(s->store);
+		}
 		/* SIGALRM may also just cut a write short. */
 		if (write_timed_out || stop_signal || n == 0 ||
 		    (n == -1 && errno != EINTR)) {

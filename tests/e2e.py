@@ -1279,6 +1279,24 @@ class TakeoverTest(Pop3Test):
         self.assertEqual(self.box.listdir('cur'), sorted(
             n + ':2,' for n in self.names[1:]))
 
+    def test_holder_sending_slowly_is_active(self):
+        big = b'Subject: big\n\n' + b'x' * 1000 + b'\n'
+        big = big * (8 << 10)
+        self.box.deliver(big)
+        old = self.box.open('alice', 'secret', '--takeover', str(self.IDLE))
+        old.send(b'RETR 4\r\n')
+        got = 0
+        for _ in range(14):             # 2.8 s of a slow reader
+            got += len(old.read_exact(256 << 10))
+            time.sleep(0.2)
+        new, reply = self.newcomer()
+        self.assertErr(reply, b'-ERR [IN-USE]')
+        self.assertEqual(new.wait(), 1)
+        rest = len(wire(big)) + len(b'+OK %d octets\r\n' % len(
+            convert(big))) - got
+        old.read_exact(rest)
+        old.quit()
+
     def test_holder_without_record_not_ended(self):
         old = self.holder()
         time.sleep(self.IDLE + 1.2)
