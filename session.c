@@ -79,6 +79,8 @@ struct session {
 	struct store	*store;
 	size_t		 count;		/* messages, deleted ones too */
 	size_t		 left;		/* messages not marked deleted */
+	size_t		 removed;	/* by UPDATE, for the log */
+	int		 update_failed;
 	uint64_t	 left_bytes;
 	size_t		 last;		/* LAST: highest number retrieved */
 	size_t		 last_start;	/* its value at login, for RSET */
@@ -836,6 +838,8 @@ cmd_quit(struct session *s, char *args)
 	if (store_commit(s->store, &failed, err, sizeof(err)) == -1) {
 		log_msg(LOG_ERR, "update failed: user=%s rip=%s: %s",
 		    s->logname, s->cfg->remote, err);
+		s->removed = deleted - failed;
+		s->update_failed = 1;
 		if (failed > 0)
 			reply(s, "-ERR [SYS/TEMP] %zu of %zu messages could "
 			    "not be deleted", failed, deleted);
@@ -844,6 +848,7 @@ cmd_quit(struct session *s, char *args)
 			    "been saved");
 		return CMD_FAIL;
 	}
+	s->removed = deleted;
 	reply(s, "+OK Bye, %zu messages deleted", deleted);
 	return CMD_QUIT;
 }
@@ -1199,7 +1204,8 @@ session_run(const struct session_config *cfg)
 			break;
 		}
 		if (cr == CMD_CLOSE || cr == CMD_FAIL) {
-			why = "closed";
+			why = cr == CMD_CLOSE ? "closed" : s->update_failed ?
+			    "update failed" : "error";
 			if (cr == CMD_FAIL)
 				result = SESSION_FAILED;
 			break;
@@ -1207,6 +1213,8 @@ session_run(const struct session_config *cfg)
 		if (s->io_failed)
 			break;
 	}
+	if (s->io_failed)
+		why = "connection lost";
 	if (stop_signal)
 		why = stop_signal == SIGHUP ? "signal HUP" : "signal TERM";
 	(void)out_flush(s);
@@ -1214,8 +1222,7 @@ session_run(const struct session_config *cfg)
 		log_msg(LOG_INFO, "logout: user=%s rip=%s reason=%s retr=%zu "
 		    "bytes=%llu del=%zu left=%zu", s->logname, cfg->remote,
 		    why, s->retr, (unsigned long long)s->retr_bytes,
-		    result == SESSION_QUIT ? s->count - s->left : 0,
-		    result == SESSION_QUIT ? s->left : s->count);
+		    s->removed, s->count - s->removed);
 	else
 		log_msg(LOG_INFO, "disconnected: rip=%s reason=%s",
 		    cfg->remote, why);
