@@ -69,6 +69,12 @@ lint:
 	clang-tidy --quiet --warnings-as-errors='*' $(SRCS) -- \
 		$(POP3D_CPPFLAGS) -std=c11
 
+# The libFuzzer harnesses in tests/fuzz (clang, libFuzzer), FUZZ_SECONDS
+# each; 0 replays the seed corpora once.
+FUZZ_SECONDS ?= 60
+fuzz:
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 # The benchmark against Dovecot and popa3d (see README.md, Performance);
 # QUICK=1 runs the 10,000-message mailbox only.  Not part of check.
 bench: pop3d
@@ -107,7 +113,8 @@ uninstall:
 
 clean:
 	rm -f pop3d *.o $(OBJS:.o=.d) pop3d.d tests/*.o $(TEST_OBJS:.o=.d) tests/check_pop3d
+	rm -rf tests/fuzz/build
 
-.PHONY: all check deps check-asan sanitize lint bench demo install uninstall clean
+.PHONY: all check deps check-asan sanitize lint fuzz bench demo install uninstall clean
 
 -include $(OBJS:.o=.d) pop3d.d $(TEST_OBJS:.o=.d)

@@ -791,7 +791,7 @@ check_passwd_file(const char *file, const char *spec, int spec_ok)
 	struct stat sb;
 	unsigned long lineno = 0;
 	size_t nseen = 0, cap = 0, len;
-	int n = 0, toolong = 0;
+	int n = 0, r;
 	FILE *fp;
 
 	if ((fp = fopen(file, "re")) == NULL) {
@@ -805,24 +805,15 @@ check_passwd_file(const char *file, const char *spec, int spec_ok)
 		    "readable and writable", (unsigned int)(sb.st_mode & 07777));
 		n++;
 	}
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		len = strlen(line);
-		if (!toolong)
-			lineno++;
-		if (len > 0 && line[len - 1] == '\n')
-			line[--len] = '\0';
-		else if (!feof(fp)) {
-			if (!toolong)
-				problem(file, lineno, "line longer than %d "
-				    "octets: skipped", PASSWD_LINE_MAX - 2);
-			n += !toolong;
-			toolong = 1;
+	while ((r = auth_read_line(fp, line, sizeof(line))) != -1) {
+		lineno++;
+		if (r == AUTH_LINE_BAD) {
+			problem(file, lineno, "line longer than %d octets or "
+			    "with a NUL octet: skipped", PASSWD_LINE_MAX - 2);
+			n++;
 			continue;
 		}
-		if (toolong) {
-			toolong = 0;
-			continue;
-		}
+		len = (size_t)r;
 		if (len > 0 && line[len - 1] == '\r') {
 			problem(file, lineno, "line ends with CR (CRLF line "
 			    "ends?)");

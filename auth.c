@@ -130,6 +130,24 @@ auth_parse_line(char *line, struct auth_entry *e)
 }
 
 int
+auth_read_line(FILE *fp, char *buf, size_t len)
+{
+	size_t n = 0;
+	int c, bad = 0;
+
+	while ((c = getc_unlocked(fp)) != EOF && c != '\n') {
+		if (c == '\0' || n + 2 >= len)
+			bad = 1;	/* read on to the LF all the same */
+		else
+			buf[n++] = (char)c;
+	}
+	if (c == EOF && n == 0 && !bad)
+		return -1;
+	buf[n] = '\0';
+	return bad ? AUTH_LINE_BAD : (int)n;
+}
+
+int
 auth_parse_id(const char *s, unsigned long *v)
 {
 	unsigned long n = 0;
@@ -197,27 +215,15 @@ passwd_find(const char *file, const char *name, struct auth_user *u,
 	char line[PASSWD_LINE_MAX];
 	struct auth_entry e;
 	unsigned long uid, gid;
-	int found = 0, toolong = 0, r;
-	size_t len;
+	int found = 0, r;
 	FILE *fp;
 
 	if ((fp = fopen(file, "re")) == NULL) {
 		log_errbuf(err, errlen, "%s: %s", file, strerror(errno));
 		return -1;
 	}
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		len = strlen(line);
-		if (len > 0 && line[len - 1] == '\n')
-			line[--len] = '\0';
-		else if (!feof(fp)) {
-			toolong = 1;	/* skip to the end of this line */
-			continue;
-		}
-		if (toolong) {
-			toolong = 0;
-			continue;
-		}
-		if (auth_parse_line(line, &e) != 0)
+	while ((r = auth_read_line(fp, line, sizeof(line))) != -1) {
+		if (r == AUTH_LINE_BAD || auth_parse_line(line, &e) != 0)
 			continue;
 		/* Prefer a crypt hash: it is what known users cost. */
 		if (dummy[0] == '\0' || (strncmp(dummy, "{PLAIN}", 7) == 0 &&

@@ -12,6 +12,8 @@
 
 #include <sys/types.h>
 
+#include <stdio.h>
+
 #include <stddef.h>
 
 #include "pop3d.h"
@@ -75,6 +77,15 @@ struct auth_entry {
  * such names reach a path, a log line or a program.  1 or 0.
  */
 int	auth_name_valid(const char *name);
+
+/*
+ * The next line of a passwd-file into buf, without its LF.  Returns its
+ * length; AUTH_LINE_BAD for a line of more than len - 2 octets or with a
+ * NUL in it, which is no entry (read to its end, so the next line is
+ * whole); -1 at the end of the file or on a read error (ferror()).
+ */
+#define AUTH_LINE_BAD	(-2)
+int	auth_read_line(FILE *fp, char *buf, size_t len);
 
 /* A uid or gid: decimal digits only, at most 2^32 - 1.  0 or -1. */
 int	auth_parse_id(const char *s, unsigned long *v);

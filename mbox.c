@@ -292,7 +292,7 @@ static void
 scan_line(struct scan *sc, const char *p, size_t n)
 {
 	size_t i, len, vlen;
-	const char *v;
+	const char *v, *end;
 
 	if (sc->pending) {	/* the held empty line was content */
 		sc->pending = 0;
@@ -310,21 +310,23 @@ scan_line(struct scan *sc, const char *p, size_t n)
 		if (n >= len && strncasecmp(p, volatile_headers[i], len) == 0)
 			sc->skip = 1;
 	}
-	if (n > 7 && strncasecmp(p, "X-UIDL:", 7) == 0 && !sc->have_xuidl) {
-		v = p + 7 + strspn(p + 7, " \t");
-		vlen = strcspn(v, " \t\r\n");
-		if (vlen > 0 && vlen <= MBOX_UIDL_MAX &&
-		    v + vlen + strspn(v + vlen, " \t\r") < p + n - 1) {
-			;	/* something after the value: not an id */
-		} else if (vlen > 0 && vlen <= MBOX_UIDL_MAX) {
-			for (i = 0; i < vlen; i++)
-				if (v[i] < 0x21 || v[i] > 0x7e)
-					break;
-			if (i == vlen) {
-				memcpy(sc->e->uidl, v, vlen);
-				sc->e->uidl[vlen] = '\0';
-				sc->have_xuidl = 1;
-			}
+	/* "X-UIDL: id", the whole line in this piece (up to its LF), the
+	 * id printable and alone on it; else the digest is the id. */
+	if (n > 7 && p[n - 1] == '\n' && strncasecmp(p, "X-UIDL:", 7) == 0 &&
+	    !sc->have_xuidl) {
+		end = p + n - 1;
+		for (v = p + 7; v < end && (*v == ' ' || *v == '\t'); v++)
+			;
+		for (vlen = 0; v + vlen < end && v[vlen] >= 0x21 &&
+		    v[vlen] <= 0x7e; vlen++)
+			;
+		for (i = vlen; v + i < end && (v[i] == ' ' || v[i] == '\t' ||
+		    v[i] == '\r'); i++)
+			;
+		if (vlen > 0 && vlen <= MBOX_UIDL_MAX && v + i == end) {
+			memcpy(sc->e->uidl, v, vlen);
+			sc->e->uidl[vlen] = '\0';
+			sc->have_xuidl = 1;
 		}
 	}
 }

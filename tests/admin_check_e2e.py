@@ -504,7 +504,7 @@ class CheckConfigTest(CheckCase):
             9: 'user letters: uid abc is not a number',
             10: 'user rooty: uid 0 (root: never served)',
             11: 'user noid: no uid',
-            12: 'line longer than 1022 octets: skipped',
+            12: 'line longer than 1022 octets or with a NUL octet: skipped',
             13: 'line ends with CR',
             14: 'user clear: not a whole crypt(3) hash',
         }

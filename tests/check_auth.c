@@ -530,6 +530,23 @@ START_TEST(test_auth_file_line_near_limit_accepted)
 }
 END_TEST
 
+/* A line with a NUL in it is no entry, and the next line is whole. */
+START_TEST(test_auth_file_nul_line_skipped)
+{
+	static const char file[] = "#\0x\n"
+	    "alice:{PLAIN}secret:1000:1000::/home/alice::\n"
+	    "nul:{PLAIN}pw\0:1:1::/h\n";
+	struct auth_user u;
+	char err[256];
+
+	fixture_write(tmpdir, "passwd", file, sizeof(file) - 1);
+	ck_assert_int_eq(lookup("alice", "secret", &u, err, sizeof(err)),
+	    AUTH_OK);
+	ck_assert_int_eq(lookup("nul", "pw", &u, err, sizeof(err)),
+	    AUTH_FAIL);
+}
+END_TEST
+
 START_TEST(test_auth_file_last_line_without_newline)
 {
 	struct auth_user u;
@@ -720,6 +737,7 @@ auth_suite(void)
 	tcase_add_test(tc, test_auth_file_malformed_lines_skipped);
 	tcase_add_test(tc, test_auth_file_long_line_skipped);
 	tcase_add_test(tc, test_auth_file_line_near_limit_accepted);
+	tcase_add_test(tc, test_auth_file_nul_line_skipped);
 	tcase_add_test(tc, test_auth_file_last_line_without_newline);
 	tcase_add_test(tc, test_auth_file_ids);
 	tcase_add_test(tc, test_auth_file_missing_is_temp);

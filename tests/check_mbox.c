@@ -817,6 +817,9 @@ START_TEST(test_mbox_uidl_bad_x_uidl_falls_back_to_digest)
 		"From a\nX-UIDL: tab\there\n\nbody\n",
 		/* In the body it is no header. */
 		"From a\nSubject: s\n\nX-UIDL: in-the-body\n",
+		/* A last line without its LF: not known to be whole. */
+		"From a\nH: 1\nX-UIDL: 1b2c3",
+		"From a\nX-UIDL: abc\x01\n\nbody\n",
 	};
 	struct mbox_index idx;
 	size_t i;
@@ -829,6 +832,33 @@ START_TEST(test_mbox_uidl_bad_x_uidl_falls_back_to_digest)
 		    idx.v[0].uidl);
 		mbox_index_free(&idx);
 	}
+}
+END_TEST
+
+/* An X-UIDL line cut by the end of the file, after a message long
+ * enough to fill the reader's buffer: the id is what the line says, not
+ * what an earlier read left in the buffer. */
+START_TEST(test_mbox_uidl_x_uidl_at_end_after_big_message)
+{
+	struct tbuf mbox = { 0 };
+	struct mbox_index idx;
+	size_t i;
+
+	tbuf_addstr(&mbox, "From a\nSubject: big\n\n");
+	for (i = 0; i < 3000; i++)
+		tbuf_addstr(&mbox, "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"
+		    "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz\n");
+	tbuf_addstr(&mbox, "\nFrom b\nX-UIDL: abc\n");
+	scan_ok(mbox.data, mbox.len, &idx);
+	ck_assert_uint_eq(idx.n, 2);
+	ck_assert_str_eq(idx.v[1].uidl, "abc");
+	mbox_index_free(&idx);
+	/* No final LF: the digest. */
+	scan_ok(mbox.data, mbox.len - 1, &idx);
+	ck_assert_uint_eq(idx.n, 2);
+	ck_assert(is_hex_uidl(idx.v[1].uidl));
+	mbox_index_free(&idx);
+	tbuf_free(&mbox);
 }
 END_TEST
 
@@ -1162,6 +1192,7 @@ mbox_suite(void)
 	tc = tcase_create("uidl");
 	tcase_add_test(tc, test_mbox_uidl_from_x_uidl_header);
 	tcase_add_test(tc, test_mbox_uidl_bad_x_uidl_falls_back_to_digest);
+	tcase_add_test(tc, test_mbox_uidl_x_uidl_at_end_after_big_message);
 	tcase_add_test(tc, test_mbox_uidl_digest_form_and_distinct);
 	tcase_add_test(tc, test_mbox_uidl_ignores_headers_muas_rewrite);
 	tcase_add_test(tc, test_mbox_uidl_not_position_dependent);
