@@ -511,8 +511,11 @@ mbox_lock(const char *path, int fd, int *dotlocked, char *err,
 	 * The lock is made whole, pid and all, under another name and then
 	 * linked into place (as liblockfile does), so that a lock of ours
 	 * always names its process, even if we die right after making it.
+	 * That name is the same for every session: they take turns (the
+	 * session holds the spool's flock), and one killed between making
+	 * and removing it leaves no file that the next would not reuse.
 	 */
-	n = snprintf(tmp, sizeof(tmp), "%s.lock.%ld", path, (long)getpid());
+	n = snprintf(tmp, sizeof(tmp), "%s.lock.pop3d", path);
 	if (n < 0 || (size_t)n >= sizeof(tmp)) {
 		log_errbuf(err, errlen, "%s: path too long", path);
 		return -1;

@@ -170,12 +170,17 @@ on_alarm(int sig)
 	write_timed_out = 1;
 }
 
-/* SIGTERM, SIGHUP: the session ends at the next read or write, without
- * UPDATE, and says so in the log. */
+/*
+ * SIGTERM, SIGHUP: the session ends at the next read or write, without
+ * UPDATE, and says so in the log.  A signal that comes just before a
+ * write or poll() blocks does not interrupt it: SIGALRM a second later
+ * does.
+ */
 static void
 on_stop(int sig)
 {
 	stop_signal = sig;
+	(void)alarm(1);
 }
 
 /*
@@ -193,6 +198,10 @@ out_flush(struct session *s)
 	write_timed_out = 0;
 	alarm(s->cfg->timeout);
 	while (off < s->out_len) {
+		if (stop_signal) {
+			s->io_failed = 1;
+			break;
+		}
 		n = write(s->cfg->out_fd, s->out + off, s->out_len - off);
 		if (n > 0) {
 			off += (size_t)n;
@@ -325,6 +334,8 @@ input_wait(struct session *s, const struct timespec *deadline)
 	    out_flush(s) == -1)
 		return -1;
 	for (;;) {
+		if (stop_signal)
+			return -1;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		ms = (deadline->tv_sec - now.tv_sec) * 1000LL +
 		    (deadline->tv_nsec - now.tv_nsec) / 1000000;
