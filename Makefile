@@ -59,6 +59,12 @@ check-asan sanitize:
 		POP3D_LDFLAGS="-fsanitize=address,undefined"
 	$(MAKE) clean
 
+# The unit and end-to-end tests with every pop3d under valgrind memcheck,
+# errors fatal (tests/valgrind.sh; needs valgrind).
+check-valgrind: deps
+	$(MAKE) pop3d tests/check_pop3d
+	PYTHON=$(PYTHON) sh tests/valgrind.sh
+
 # Static checks: cppcheck (KNF declares at the top of a function, so the
 # scope hint is off) and clang-tidy with .clang-tidy.
 SRCS = pop3d.c $(OBJS:.o=.c)
@@ -115,6 +121,6 @@ clean:
 	rm -f pop3d *.o $(OBJS:.o=.d) pop3d.d tests/*.o $(TEST_OBJS:.o=.d) tests/check_pop3d
 	rm -rf tests/fuzz/build
 
-.PHONY: all check deps check-asan sanitize lint fuzz bench demo install uninstall clean
+.PHONY: all check deps check-asan sanitize check-valgrind lint fuzz bench demo install uninstall clean
 
 -include $(OBJS:.o=.d) pop3d.d $(TEST_OBJS:.o=.d)

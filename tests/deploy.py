@@ -40,7 +40,7 @@ OUTSIDE = '192.0.2.1'
 REFUSED = (b'-ERR [AUTH] Plaintext authentication disallowed on '
            b'non-secure connection\r\n')
 LAUNCHER_VARS = ('TCPREMOTEIP', 'REMOTE_HOST')
-WAIT = 5.0
+WAIT = 5.0 * pop3test.SLOW
 
 
 def shipped(*path):

@@ -2,6 +2,7 @@
 """End-to-end tests of pop3d: the binary driven over pipes and over TCP.
 
 Usage: python3 tests/e2e.py [--pop3d PATH] [-v] [-k PATTERN ...]
+                            [--shard K/N]
 
 Each test builds its mailbox in a fresh temporary directory and kills
 every process it started.  The last line printed is
@@ -36,7 +37,8 @@ import launchers  # noqa: E402
 import mbox_e2e  # noqa: E402
 import migrate_e2e  # noqa: E402
 from pop3test import (Box, Listener, Pop3Assertions, check_status, convert,  # noqa: E402
-                      proc_status, stuff, top, unstuff, wire)
+                      proc_status, stuff, top, unstuff, valgrind_test, wire,
+                      UNDER_VALGRIND, VALGRIND_FD_MIN)
 
 POP3D = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'pop3d')
@@ -639,7 +641,8 @@ class ContentTest(Pop3Test):
         self.assertEqual(b''.join(s.multi()), stuff(convert(head)))
         hwm = proc_status(s.pid)['VmHWM'].split()
         self.assertEqual(hwm[1], 'kB')
-        self.assertLess(int(hwm[0]), 16 * 1024, 'peak RSS of pop3d')
+        if not UNDER_VALGRIND:      # valgrind's own memory counts there
+            self.assertLess(int(hwm[0]), 16 * 1024, 'peak RSS of pop3d')
         s.quit()
 
 
@@ -880,6 +883,8 @@ class HardeningTest(Pop3Test):
         self.addCleanup(proc.kill)
         self.assertTrue(proc.stdout.readline().startswith(b'+OK'))
         fds = sorted(int(f) for f in os.listdir('/proc/%d/fd' % proc.pid))
+        if UNDER_VALGRIND:
+            fds = [f for f in fds if f < VALGRIND_FD_MIN]
         self.assertEqual(fds, [0, 1, 2], 'inherited descriptors kept')
         with open('/proc/%d/limits' % proc.pid) as f:
             core = [l for l in f if l.startswith('Max core file size')]
@@ -901,7 +906,8 @@ class HardeningTest(Pop3Test):
         s.send(b'\r\n')
         self.assertEqual(s.reply(), b'-ERR Line too long\r\n')
         self.assertOk(s.cmd('NOOP'))
-        self.assertLess(self.peak_kib(s), 16 * 1024)
+        if not UNDER_VALGRIND:
+            self.assertLess(self.peak_kib(s), 16 * 1024)
         s.quit()
 
     def test_100000_pipelined_commands(self):
@@ -918,7 +924,8 @@ class HardeningTest(Pop3Test):
                 replies += 1
         self.assertEqual(replies, 100000)
         self.assertLess(time.monotonic() - t0, 60)
-        self.assertLess(self.peak_kib(s), 16 * 1024)
+        if not UNDER_VALGRIND:
+            self.assertLess(self.peak_kib(s), 16 * 1024)
         s.quit()
 
     @unittest.skipUnless(shutil.which('ss'), 'ss (iproute2) is missing')
@@ -1235,7 +1242,9 @@ class TakeoverTest(Pop3Test):
     when the same user logs in again, without UPDATE; an active session
     is never disturbed."""
 
-    IDLE = 1
+    # Under valgrind a newcomer takes a second or two to start: that much
+    # idleness must not count.
+    IDLE = 3 if UNDER_VALGRIND else 1
 
     def setUp(self):
         super().setUp()
@@ -1511,6 +1520,10 @@ class Result(unittest.TextTestResult):
         super().__init__(*args, **kwargs)
         self.bad = set()
 
+    def startTest(self, test):
+        valgrind_test(test.id().replace('__main__.', ''))
+        super().startTest(test)
+
     def _mark(self, test):
         self.bad.add(getattr(test, 'test_case', test).id())
 
@@ -1532,6 +1545,26 @@ class Result(unittest.TextTestResult):
         self._mark(test)
 
 
+def shard(suite, k, n):
+    """Part k of n of the tests: whole test classes, each to the part
+    with the fewest tests so far."""
+    tests, count = [], {}
+
+    def walk(s):
+        for t in s:
+            if isinstance(t, unittest.TestSuite):
+                walk(t)
+            else:
+                tests.append(t)
+                count[type(t)] = count.get(type(t), 0) + 1
+    walk(suite)
+    load, part = [0] * n, {}
+    for cls, c in count.items():
+        part[cls] = load.index(min(load))
+        load[part[cls]] += c
+    return unittest.TestSuite(t for t in tests if part[type(t)] == k - 1)
+
+
 def main():
     global POP3D
     ap = argparse.ArgumentParser(description='pop3d end-to-end tests')
@@ -1539,6 +1572,8 @@ def main():
     ap.add_argument('-v', '--verbose', action='store_true')
     ap.add_argument('-k', dest='patterns', action='append',
                     help='run only tests whose name contains PATTERN')
+    ap.add_argument('--shard', metavar='K/N',
+                    help='run only part K of N of the test classes')
     opts = ap.parse_args()
     POP3D = os.path.abspath(opts.pop3d)
     if not os.access(POP3D, os.X_OK):
@@ -1558,6 +1593,9 @@ def main():
     suite.addTests(loader.loadTestsFromModule(migrate_e2e))
     suite.addTests(loader.loadTestsFromModule(admin_e2e))
     suite.addTests(loader.loadTestsFromModule(admin_check_e2e))
+    if opts.shard:
+        k, n = (int(x) for x in opts.shard.split('/'))
+        suite = shard(suite, k, n)
     runner = unittest.TextTestRunner(verbosity=2 if opts.verbose else 1,
                                      resultclass=Result, stream=sys.stderr)
     result = runner.run(suite)

@@ -27,11 +27,11 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def wait_port(port, proc, seconds=5.0):
     """Wait until something accepts on 127.0.0.1:port; the probe's own
     session is given time to end so that the mailbox lock is free."""
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + seconds * pop3test.SLOW
     while True:
         try:
             with socket.create_connection(('127.0.0.1', port), 1) as s:
-                s.settimeout(2)
+                s.settimeout(2 * pop3test.SLOW)
                 s.recv(512)
             break
         except OSError:
