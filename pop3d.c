@@ -44,6 +44,7 @@ enum {
 	OPT_EXPIRE,
 	OPT_TAKEOVER,
 	OPT_UIDL_FROM,
+	OPT_KEEPALIVE,
 	OPT_CHECK_USER,
 	OPT_CHECK_CONFIG
 };
@@ -68,6 +69,7 @@ static const struct option long_options[] = {
 	{ "allow-plaintext", no_argument, NULL, OPT_ALLOW_PLAINTEXT },
 	{ "proxy-protocol", no_argument, NULL, OPT_PROXY_PROTOCOL },
 	{ "hash-password", no_argument, NULL, OPT_HASH_PASSWORD },
+	{ "keepalive", required_argument, NULL, OPT_KEEPALIVE },
 	{ "check-user", required_argument, NULL, OPT_CHECK_USER },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "version", no_argument, NULL, 'V' },
@@ -80,7 +82,8 @@ static int	parse_uint(const char *, unsigned long, unsigned int *);
 static int	bad_number(const char *, const char *);
 static int	hash_password(void);
 static int	is_loopback(const char *);
-static void	harden(void);
+static int	parse_keepalive(const char *, unsigned int[3]);
+static void	harden(const unsigned int[3]);
 static const char *remote_address(char *, size_t, int *);
 
 static void
@@ -108,6 +111,8 @@ usage(FILE *fp)
 	    "      --tls             the connection is encrypted (stunnel...)\n"
 	    "      --allow-plaintext allow USER/PASS without TLS off loopback\n"
 	    "      --proxy-protocol  read the client address from a PROXY header\n"
+	    "      --keepalive IDLE,INTVL,CNT  TCP keepalive timings, default\n"
+	    "                        %d,%d,%d; off to leave it off\n"
 	    "      --hash-password   read a password, print a hash for FILE\n"
 	    "      --check-user NAME look NAME up and at its mailbox, as a\n"
 	    "                        login would, changing nothing\n"
@@ -116,7 +121,8 @@ usage(FILE *fp)
 	    "  -V, --version         print the version\n"
 	    "  -h, --help            print this help\n",
 	    AUTH_FIRST_UID, POP3_MAX_FAILURES, POP3_TIMEOUT_DEFAULT,
-	    POP3_FAIL_DELAY_MS);
+	    POP3_FAIL_DELAY_MS, TCP_KEEPALIVE_IDLE, TCP_KEEPALIVE_INTVL,
+	    TCP_KEEPALIVE_CNT);
 }
 
 /* A decimal number from 0 to max, strictly.  0 or -1. */
@@ -252,6 +258,34 @@ remote_address(char *buf, size_t len, int *near)
 }
 
 /*
+ * --keepalive: "IDLE,INTVL,CNT" (seconds before the first probe, seconds
+ * between probes, unanswered probes; as TCP_KEEPIDLE, TCP_KEEPINTVL and
+ * TCP_KEEPCNT allow), or "off" (all 0).  0 or -1.
+ */
+static int
+parse_keepalive(const char *s, unsigned int ka[3])
+{
+	static const unsigned long max[3] = { 32767, 32767, 127 };
+	char buf[32], *field, *rest;
+	int i;
+
+	if (strcmp(s, "off") == 0) {
+		ka[0] = ka[1] = ka[2] = 0;
+		return 0;
+	}
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	(void)snprintf(buf, sizeof(buf), "%s", s);
+	rest = buf;
+	for (i = 0; i < 3; i++) {
+		if ((field = strsep(&rest, ",")) == NULL ||
+		    parse_uint(field, max[i], &ka[i]) == -1 || ka[i] == 0)
+			return -1;
+	}
+	return rest == NULL ? 0 : -1;
+}
+
+/*
  * Cheap hardening before anything is read from the client: no file
  * descriptor but 0, 1 and 2 from the launcher, a private umask, no core
  * dump that could hold a password, SIGPIPE as an error from write(), and
@@ -259,11 +293,10 @@ remote_address(char *buf, size_t len, int *near)
  * lid) ends in about a minute and frees the mailbox lock.
  */
 static void
-harden(void)
+harden(const unsigned int ka[3])
 {
 	struct rlimit nocore = { 0, 0 };
-	int on = 1, idle = TCP_KEEPALIVE_IDLE, intvl = TCP_KEEPALIVE_INTVL;
-	int cnt = TCP_KEEPALIVE_CNT;
+	int on = 1, idle = (int)ka[0], intvl = (int)ka[1], cnt = (int)ka[2];
 
 	closefrom(3);
 	umask(077);
@@ -271,7 +304,8 @@ harden(void)
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	(void)signal(SIGPIPE, SIG_IGN);
 	/* Fails harmlessly when fd 0 is not a TCP socket. */
-	if (setsockopt(0, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == 0) {
+	if (idle > 0 &&
+	    setsockopt(0, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == 0) {
 		(void)setsockopt(0, IPPROTO_TCP, TCP_KEEPIDLE, &idle,
 		    sizeof(idle));
 		(void)setsockopt(0, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
@@ -287,6 +321,8 @@ main(int argc, char *argv[])
 	char remote[INET6_ADDRSTRLEN + 1];
 	char self[PATH_MAX_POP3];
 	const char *check_user = NULL;
+	unsigned int keepalive[3] = { TCP_KEEPALIVE_IDLE, TCP_KEEPALIVE_INTVL,
+	    TCP_KEEPALIVE_CNT };
 	unsigned int n;
 	int c, log_stderr = 0, tls = 0, allow_plaintext = 0, proxy = 0, near;
 	int check_config = 0;
@@ -388,6 +424,13 @@ main(int argc, char *argv[])
 			break;
 		case OPT_HASH_PASSWORD:
 			return hash_password();
+		case OPT_KEEPALIVE:
+			if (parse_keepalive(optarg, keepalive) == -1) {
+				(void)fprintf(stderr, "pop3d: bad keepalive: "
+				    "%s (IDLE,INTVL,CNT or off)\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case OPT_CHECK_USER:
 			check_user = optarg;
 			break;
@@ -429,7 +472,7 @@ main(int argc, char *argv[])
 		cfg.auth.self = self;
 	else
 		cfg.auth.self = argv[0];
-	harden();
+	harden(keepalive);
 	log_init(log_stderr);
 	/* Behind a load balancer, its header names the client. */
 	if (proxy)

@@ -963,6 +963,35 @@ class HardeningTest(Pop3Test):
         self.assertIn(b'1 files in cur/ not served', self.box.log())
         self.assertTrue(os.path.exists(os.path.join(cur, names[1])))
 
+    def keepalive_timer(self, *extra):
+        """The keepalive timer ss shows on pop3d's socket, or None."""
+        listener = Listener(self.box, *extra)
+        self.addCleanup(listener.stop)
+        with socket.create_connection(('127.0.0.1', listener.port),
+                                      5) as c:
+            c.settimeout(5)
+            self.assertTrue(c.recv(512).startswith(b'+OK'))
+            out = subprocess.run(['ss', '-tno', 'state', 'established',
+                                  'sport', '=', ':%d' % listener.port],
+                                 capture_output=True, text=True,
+                                 timeout=10).stdout
+            c.sendall(b'QUIT\r\n')
+            c.recv(512)
+        m = re.search(r'timer:\(keepalive,([0-9.]+)(min|sec)', out)
+        if m is None:
+            return None
+        return float(m.group(1)) * (60 if m.group(2) == 'min' else 1)
+
+    def test_keepalive_configured(self):
+        t = self.keepalive_timer('--keepalive', '300,7,2')
+        self.assertIsNotNone(t)
+        self.assertGreater(t, 200)
+        self.assertIsNone(self.keepalive_timer('--keepalive', 'off'))
+        for bad in ('1,2', '0,1,1', '1,1,128', '60,5,4,1', 'x', ''):
+            r = run(['--keepalive', bad, '-u', self.box.passwd])
+            self.assertEqual(r.returncode, 64, bad)
+            self.assertIn(b'bad keepalive', r.stderr)
+
     def test_tcp_keepalive(self):
         listener = Listener(self.box)
         self.addCleanup(listener.stop)
