@@ -80,18 +80,43 @@ cleanup(void)
 		(void)unlink(file_path);
 }
 
+/*
+ * Printable ASCII but "/:\\", or a character from U+00A0 up in UTF-8
+ * written the shortest way (RFC 3629), no surrogate, at most U+10FFFF;
+ * decoded here by counting the leading one bits of each first octet.
+ */
 static int
 ref_name_valid(const char *name)
 {
-	size_t len = strlen(name), i;
+	const unsigned char *p = (const unsigned char *)name;
+	size_t len = strlen(name), i, k, n;
+	unsigned long cp;
 
 	if (len < 1 || len > USER_NAME_MAX || name[0] == '.')
 		return 0;
-	for (i = 0; i < len; i++)
-		if ((unsigned char)name[i] < 0x21 ||
-		    (unsigned char)name[i] > 0x7e ||
-		    strchr("/:\\", name[i]) != NULL)
+	for (i = 0; i < len; i += n) {
+		if (p[i] < 0x80) {
+			if (p[i] < 0x21 || p[i] > 0x7e ||
+			    strchr("/:\\", name[i]) != NULL)
+				return 0;
+			n = 1;
+			continue;
+		}
+		for (n = 0; n < 8 && (p[i] & (0x80 >> n)); n++)
+			;
+		if (n < 2 || n > 4 || i + n > len)
 			return 0;
+		cp = p[i] & (0xffu >> (n + 1));
+		for (k = 1; k < n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		if (cp < 0xa0 || (n == 3 && cp < 0x800) ||
+		    (n == 4 && cp < 0x10000) || (n == 2 && cp < 0x80) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return 0;
+	}
 	return 1;
 }
 
