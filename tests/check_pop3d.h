@@ -12,7 +12,10 @@
 #include <sys/types.h>
 
 #include <check.h>
+
 #include <stddef.h>
+
+#include "ref.h"
 
 /* Room for any path a fixture builds. */
 #define FIXTURE_PATH_MAX	4096
@@ -28,26 +31,6 @@ Suite	*proxy_suite(void);
 Suite	*sasl_suite(void);
 Suite	*mbox_suite(void);
 Suite	*uidl_suite(void);
-
-/* Octets collected from a stream, a session or a file; always NUL-ended. */
-struct tbuf {
-	char	*data;
-	size_t	 len;
-	size_t	 cap;
-};
-
-void	tbuf_add(struct tbuf *, const void *, size_t);
-void	tbuf_addstr(struct tbuf *, const char *);
-void	tbuf_reset(struct tbuf *);
-void	tbuf_free(struct tbuf *);
-/* A stream_emit that appends to the struct tbuf in ctx; returns 0. */
-int	tbuf_emit(void *ctx, const char *, size_t);
-
-/*
- * The rules of stream.h applied one octet at a time, as a reference for
- * the converters: RETR when lines < 0, else TOP with that many lines.
- */
-void	ref_convert(const char *in, size_t len, long lines, struct tbuf *out);
 
 /* stream_emits that fail: always, or once *ctx (an int) runs out. */
 int	fail_emit(void *ctx, const char *, size_t);

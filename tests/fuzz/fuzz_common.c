@@ -23,69 +23,19 @@ fuzz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
 	abort();
 }
 
-void
-fbuf_add(struct fbuf *b, const void *data, size_t len)
-{
-	size_t ncap;
-	char *p;
-
-	/* One octet into room there is: the references' common case. */
-	if (len == 1 && b->data != NULL && b->len + 2 <= b->cap) {
-		b->data[b->len++] = *(const char *)data;
-		b->data[b->len] = '\0';
-		return;
-	}
-	if (b->data == NULL || b->len + len + 1 > b->cap) {
-		ncap = b->cap ? b->cap : 256;
-		while (ncap < b->len + len + 1)
-			ncap *= 2;
-		if ((p = realloc(b->data, ncap)) == NULL)
-			abort();
-		b->data = p;
-		b->cap = ncap;
-	}
-	if (len > 0)
-		memcpy(b->data + b->len, data, len);
-	b->len += len;
-	b->data[b->len] = '\0';
-}
-
-void
-fbuf_reset(struct fbuf *b)
-{
-	fbuf_add(b, "", 0);
-	b->len = 0;
-	b->data[0] = '\0';
-}
-
-void
-fbuf_free(struct fbuf *b)
-{
-	free(b->data);
-	b->data = NULL;
-	b->len = b->cap = 0;
-}
-
 int
-fbuf_emit(void *ctx, const char *buf, size_t len)
-{
-	fbuf_add(ctx, buf, len);
-	return 0;
-}
-
-int
-fbuf_equal(const struct fbuf *a, const struct fbuf *b)
+tbuf_equal(const struct tbuf *a, const struct tbuf *b)
 {
 	return a->len == b->len &&
 	    (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
 }
 
 void
-fbuf_expect(const char *what, const struct fbuf *got, const struct fbuf *want)
+tbuf_expect(const char *what, const struct tbuf *got, const struct tbuf *want)
 {
 	size_t i;
 
-	if (fbuf_equal(got, want))
+	if (tbuf_equal(got, want))
 		return;
 	for (i = 0; i < got->len && i < want->len &&
 	    got->data[i] == want->data[i]; i++)
@@ -130,13 +80,13 @@ fuzz_rewrite(int fd, const void *data, size_t len)
 }
 
 void
-fuzz_readall(int fd, struct fbuf *b)
+fuzz_readall(int fd, struct tbuf *b)
 {
 	char buf[65536];
 	off_t off = 0;
 	ssize_t n;
 
-	fbuf_reset(b);
+	tbuf_reset(b);
 	for (;;) {
 		n = pread(fd, buf, sizeof(buf), off);
 		if (n == -1 && errno == EINTR)
@@ -144,7 +94,7 @@ fuzz_readall(int fd, struct fbuf *b)
 		FUZZ_CHECK(n >= 0, "pread: %s", strerror(errno));
 		if (n == 0)
 			break;
-		fbuf_add(b, buf, (size_t)n);
+		tbuf_add(b, buf, (size_t)n);
 		off += n;
 	}
 }
@@ -161,60 +111,21 @@ fuzz_rng(uint32_t *x)
 }
 
 void
-fuzz_ref_convert(const char *in, size_t len, long lines, struct fbuf *out)
-{
-	size_t i, line_len = 0;
-	int bol = 1, header = 1, blank;
-	char prev = '\0';
-
-	fbuf_reset(out);
-	for (i = 0; i < len; i++) {
-		if (bol && in[i] == '.')
-			fbuf_add(out, ".", 1);
-		bol = 0;
-		if (in[i] != '\n') {
-			fbuf_add(out, &in[i], 1);
-			line_len++;
-			prev = in[i];
-			continue;
-		}
-		if (prev != '\r')
-			fbuf_add(out, "\r", 1);
-		fbuf_add(out, "\n", 1);
-		blank = line_len == 0 || (line_len == 1 && prev == '\r');
-		line_len = 0;
-		prev = '\n';
-		bol = 1;
-		if (lines < 0)
-			continue;
-		if (header) {
-			if (blank)
-				header = 0;
-			if (blank && lines == 0)
-				return;
-		} else if (--lines == 0)
-			return;
-	}
-	if (!bol)
-		fbuf_add(out, "\r\n", 2);
-}
-
-void
-fuzz_unstuff(const char *in, size_t len, struct fbuf *out)
+fuzz_unstuff(const char *in, size_t len, struct tbuf *out)
 {
 	size_t i;
 	int bol = 1;
 
-	fbuf_reset(out);
+	tbuf_reset(out);
 	for (i = 0; i < len; i++) {
 		if (!(bol && in[i] == '.'))
-			fbuf_add(out, &in[i], 1);
+			tbuf_add(out, &in[i], 1);
 		bol = in[i] == '\n';
 	}
 }
 
 void
-fuzz_check_wire(const char *what, const struct fbuf *b)
+fuzz_check_wire(const char *what, const struct tbuf *b)
 {
 	size_t i;
 

@@ -50,7 +50,7 @@ struct ref_msg {
 };
 
 struct limited {
-	struct fbuf	*out;
+	struct tbuf	*out;
 	int		 budget;	/* calls before emit fails; -1 never */
 };
 
@@ -60,13 +60,13 @@ static int	limited_emit(void *, const char *, size_t);
 static size_t	line_end(const char *, size_t, size_t);
 static int	empty_line(const char *, size_t);
 static int	ref_parse(const char *, size_t, struct ref_msg **, size_t *);
-static void	ref_unquote(const char *, size_t, struct fbuf *);
+static void	ref_unquote(const char *, size_t, struct tbuf *);
 static void	ref_output(const char *, const struct ref_msg *, long,
-		    struct fbuf *);
+		    struct tbuf *);
 static int	volatile_header(const char *, size_t);
 static int	ref_xuidl(const char *, size_t, char *);
 static void	ref_uidl(const char *, const struct ref_msg *, char *);
-static void	make_filler(struct fbuf *, size_t);
+static void	make_filler(struct tbuf *, size_t);
 static int	big_seen(const char *, const struct ref_msg *,
 		    const struct mbox_entry *);
 static void	big_keep(const char *, const struct ref_msg *,
@@ -83,7 +83,7 @@ limited_emit(void *ctx, const char *buf, size_t len)
 		return -1;
 	if (l->budget > 0)
 		l->budget--;
-	fbuf_add(l->out, buf, len);
+	tbuf_add(l->out, buf, len);
 	return 0;
 }
 
@@ -150,12 +150,12 @@ ref_parse(const char *buf, size_t len, struct ref_msg **vp, size_t *n)
 
 /* One '>' off each line that is '>'s and then "From ". */
 static void
-ref_unquote(const char *in, size_t len, struct fbuf *out)
+ref_unquote(const char *in, size_t len, struct tbuf *out)
 {
 	size_t i, j;
 	int bol = 1;
 
-	fbuf_reset(out);
+	tbuf_reset(out);
 	for (i = 0; i < len; i++) {
 		if (bol && in[i] == '>') {
 			for (j = i; j < len && in[j] == '>'; j++)
@@ -164,18 +164,18 @@ ref_unquote(const char *in, size_t len, struct fbuf *out)
 				i++;
 		}
 		bol = in[i] == '\n';
-		fbuf_add(out, &in[i], 1);
+		tbuf_add(out, &in[i], 1);
 	}
 }
 
 static void
 ref_output(const char *buf, const struct ref_msg *m, long lines,
-    struct fbuf *out)
+    struct tbuf *out)
 {
-	static struct fbuf plain;	/* kept: messages may be 128 KiB */
+	static struct tbuf plain;	/* kept: messages may be 128 KiB */
 
 	ref_unquote(buf + m->start, m->end - m->start, &plain);
-	fuzz_ref_convert(plain.data, plain.len, lines, out);
+	ref_convert(plain.data, plain.len, lines, out);
 }
 
 /* A header that mail readers rewrite, left out of the digest. */
@@ -259,21 +259,21 @@ ref_uidl(const char *buf, const struct ref_msg *m, char *uidl)
 
 /* A message of len octets in lines of FILLER_LINE, ending "\n\n". */
 static void
-make_filler(struct fbuf *b, size_t len)
+make_filler(struct tbuf *b, size_t len)
 {
 	char line[FILLER_LINE];
 
-	fbuf_add(b, FILLER_FROM, strlen(FILLER_FROM));
+	tbuf_add(b, FILLER_FROM, strlen(FILLER_FROM));
 	len -= strlen(FILLER_FROM);
 	memset(line, 'x', sizeof(line) - 1);
 	line[sizeof(line) - 1] = '\n';
 	while (len > sizeof(line) + 1) {
-		fbuf_add(b, line, sizeof(line));
+		tbuf_add(b, line, sizeof(line));
 		len -= sizeof(line);
 	}
 	/* 2 to FILLER_LINE + 1 octets left: a last line, an empty one. */
-	fbuf_add(b, line, len - 2);
-	fbuf_add(b, "\n\n", 2);
+	tbuf_add(b, line, len - 2);
+	tbuf_add(b, "\n\n", 2);
 }
 
 /*
@@ -282,7 +282,7 @@ make_filler(struct fbuf *b, size_t len)
  * reading of them is the same, and that saves most of the time.
  */
 static struct {
-	struct fbuf	 text;
+	struct tbuf	 text;
 	uint64_t	 size;
 	char		 uidl[MBOX_UIDL_MAX + 1];
 } big;
@@ -305,8 +305,8 @@ static void
 big_keep(const char *buf, const struct ref_msg *m,
     const struct mbox_entry *e)
 {
-	fbuf_reset(&big.text);
-	fbuf_add(&big.text, buf + m->start, m->end - m->start);
+	tbuf_reset(&big.text);
+	tbuf_add(&big.text, buf + m->start, m->end - m->start);
 	big.size = e->size;
 	memcpy(big.uidl, e->uidl, sizeof(big.uidl));
 }
@@ -315,7 +315,7 @@ static void
 check_message(int fd, const char *buf, const struct ref_msg *m,
     const struct mbox_entry *e, long lines, int budget)
 {
-	static struct fbuf got, want, plain;	/* kept from run to run */
+	static struct tbuf got, want, plain;	/* kept from run to run */
 	struct limited l = { &got, budget };
 	char uidl[MBOX_UIDL_MAX + 1];
 	int r;
@@ -330,10 +330,10 @@ check_message(int fd, const char *buf, const struct ref_msg *m,
 	FUZZ_CHECK(strcmp(e->uidl, uidl) == 0, "UIDL \"%s\", want \"%s\"",
 	    e->uidl, uidl);
 
-	fbuf_reset(&got);
-	FUZZ_CHECK(mbox_send(fd, e, -1, fbuf_emit, &got) == 0, "mbox_send");
+	tbuf_reset(&got);
+	FUZZ_CHECK(mbox_send(fd, e, -1, tbuf_emit, &got) == 0, "mbox_send");
 	ref_output(buf, m, -1, &want);
-	fbuf_expect("RETR", &got, &want);
+	tbuf_expect("RETR", &got, &want);
 	fuzz_check_wire("RETR", &got);
 	fuzz_unstuff(got.data, got.len, &plain);
 	FUZZ_CHECK(plain.len == e->size, "size %llu, %zu octets sent "
@@ -344,13 +344,13 @@ check_message(int fd, const char *buf, const struct ref_msg *m,
 		return;		/* the filler: RETR is enough */
 	}
 	/* TOP, through an emit that may fail (budget >= 0). */
-	fbuf_reset(&got);
+	tbuf_reset(&got);
 	r = mbox_send(fd, e, lines, limited_emit, &l);
 	ref_output(buf, m, lines, &want);
 	FUZZ_CHECK(r == 0 || (r == -2 && budget >= 0), "mbox_send gave %d",
 	    r);
 	if (r == 0) {
-		fbuf_expect("TOP", &got, &want);
+		tbuf_expect("TOP", &got, &want);
 		fuzz_check_wire("TOP", &got);
 	} else
 		FUZZ_CHECK(got.len <= want.len && (got.len == 0 ||
@@ -362,7 +362,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int fd = -1;
-	static struct fbuf file;
+	static struct tbuf file;
 	struct mbox_index idx;
 	struct ref_msg *ref;
 	size_t n, i, len;
@@ -375,12 +375,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	lines = data[0] & 15;
 	budget = (data[0] >> 4 & 3) == 3 ? -1 : data[0] >> 4 & 3;
-	fbuf_reset(&file);
+	tbuf_reset(&file);
 	if (data[0] >> 5 == 7)
 		make_filler(&file, FILE_BUF_SIZE - 1 - (size_t)data[1]);
-	fbuf_add(&file, data + 2, size - 2);
+	tbuf_add(&file, data + 2, size - 2);
 	len = file.len;
-	fbuf_add(&file, TAIL, strlen(TAIL));
+	tbuf_add(&file, TAIL, strlen(TAIL));
 	fuzz_rewrite(fd, file.data, file.len);
 
 	r = mbox_scan(fd, (off_t)len, &idx);

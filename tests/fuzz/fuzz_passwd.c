@@ -61,7 +61,7 @@ static int	ref_name_valid(const char *);
 static int	ref_parse_line(char *, struct auth_entry *);
 static void	check_parse_line(const char *, size_t);
 static int	cheap_password(const char *);
-static void	sanitize(const char *, size_t, struct fbuf *);
+static void	sanitize(const char *, size_t, struct tbuf *);
 static int	ref_password(const char *, const char *);
 static void	ref_login(const char *, size_t, const char *, const char *,
 		    enum nul_rule, struct verdict *);
@@ -210,15 +210,15 @@ cheap_password(const char *pw)
  * slow hash made comments.
  */
 static void
-sanitize(const char *in, size_t len, struct fbuf *out)
+sanitize(const char *in, size_t len, struct tbuf *out)
 {
 	struct auth_entry e;
 	const char *lf;
 	size_t pos = 0, n;
 	char *line;
 
-	fbuf_reset(out);
-	fbuf_add(out, FIRST_ENTRY, strlen(FIRST_ENTRY));
+	tbuf_reset(out);
+	tbuf_add(out, FIRST_ENTRY, strlen(FIRST_ENTRY));
 	while (pos < len) {
 		lf = memchr(in + pos, '\n', len - pos);
 		n = lf != NULL ? (size_t)(lf - (in + pos)) : len - pos;
@@ -228,11 +228,11 @@ sanitize(const char *in, size_t len, struct fbuf *out)
 		line[n] = '\0';
 		if (ref_parse_line(line, &e) == 0 &&
 		    !cheap_password(e.password))
-			fbuf_add(out, "#", 1);
+			tbuf_add(out, "#", 1);
 		else
-			fbuf_add(out, in + pos, n);
+			tbuf_add(out, in + pos, n);
 		if (lf != NULL)
-			fbuf_add(out, "\n", 1);
+			tbuf_add(out, "\n", 1);
 		free(line);
 		pos += n + (lf != NULL);
 	}
@@ -347,7 +347,7 @@ static void
 check_login(const char *in, size_t len, const char *name,
     const char *password)
 {
-	struct fbuf file = { 0 };
+	struct tbuf file = { 0 };
 	struct verdict skip, cut;
 	const char *why_skip, *why_cut;
 	struct auth_user u;
@@ -372,7 +372,7 @@ check_login(const char *in, size_t len, const char *name,
 	    "gave %d (%s), the reference %d (NULs skipped: %s) or %d (NULs "
 	    "cut: %s)", (int)r, err, (int)skip.r, why_skip, (int)cut.r,
 	    why_cut);
-	fbuf_free(&file);
+	tbuf_free(&file);
 }
 
 /* The octets of the line at p, up to its LF or end. */

@@ -34,7 +34,7 @@ int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static int	ref_value(unsigned char);
 static ssize_t	ref_decode(const unsigned char *, size_t, unsigned char *);
-static void	ref_encode(const unsigned char *, size_t, struct fbuf *);
+static void	ref_encode(const unsigned char *, size_t, struct tbuf *);
 static void	check_decode(const unsigned char *, size_t);
 static void	check_round_trip(const unsigned char *, size_t);
 static int	ref_plain(const char *, size_t, size_t *, size_t *);
@@ -86,13 +86,13 @@ ref_decode(const unsigned char *in, size_t len, unsigned char *out)
 }
 
 static void
-ref_encode(const unsigned char *in, size_t len, struct fbuf *out)
+ref_encode(const unsigned char *in, size_t len, struct tbuf *out)
 {
 	char q[4];
 	uint32_t v;
 	size_t i;
 
-	fbuf_reset(out);
+	tbuf_reset(out);
 	for (i = 0; i < len; i += 3) {
 		v = (uint32_t)in[i] << 16;
 		if (i + 1 < len)
@@ -103,7 +103,7 @@ ref_encode(const unsigned char *in, size_t len, struct fbuf *out)
 		q[1] = b64_digits[v >> 12 & 63];
 		q[2] = i + 1 < len ? b64_digits[v >> 6 & 63] : '=';
 		q[3] = i + 2 < len ? b64_digits[v & 63] : '=';
-		fbuf_add(out, q, 4);
+		tbuf_add(out, q, 4);
 	}
 }
 
@@ -112,7 +112,7 @@ check_decode(const unsigned char *in, size_t len)
 {
 	size_t max = BASE64_DECODED_MAX(len);
 	unsigned char *out, *ref;
-	struct fbuf again = { 0 };
+	struct tbuf again = { 0 };
 	ssize_t n, r;
 
 	/* Exact heap blocks: one octet too many written is an overrun. */
@@ -146,13 +146,13 @@ check_decode(const unsigned char *in, size_t len)
 		free(out);
 	}
 	free(ref);
-	fbuf_free(&again);
+	tbuf_free(&again);
 }
 
 static void
 check_round_trip(const unsigned char *in, size_t len)
 {
-	struct fbuf enc = { 0 };
+	struct tbuf enc = { 0 };
 	unsigned char *out;
 	ssize_t n;
 
@@ -166,7 +166,7 @@ check_round_trip(const unsigned char *in, size_t len)
 	FUZZ_CHECK(len == 0 || memcmp(out, in, len) == 0,
 	    "round trip changed the octets");
 	free(out);
-	fbuf_free(&enc);
+	tbuf_free(&enc);
 }
 
 /*

@@ -92,7 +92,7 @@ static void	become_root(void);
 static long	now_seconds(void);
 static void	*watchdog(void *);
 static enum session_result run_session(void);
-static void	check_output(const struct fbuf *, enum session_result);
+static void	check_output(const struct tbuf *, enum session_result);
 
 static const char msg4[] = "Subject: four\r\nX: mixed\n\n..\r\n.\nend\n";
 /* A unique part longer than a UIDL may be: its MD5 stands in. */
@@ -276,7 +276,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	const char *tmp = getenv("TMPDIR");
 	struct passwd *pw;
 	pthread_t tid;
-	struct fbuf conv = { 0 }, plain = { 0 };
+	struct tbuf conv = { 0 }, plain = { 0 };
 	char buf[3 * PATH_LEN];
 	int n;
 
@@ -305,7 +305,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    strerror(errno));
 
 	/* Message 4 is named with its size, as some MDAs write it. */
-	fuzz_ref_convert(msg4, strlen(msg4), -1, &conv);
+	ref_convert(msg4, strlen(msg4), -1, &conv);
 	fuzz_unstuff(conv.data, conv.len, &plain);
 	n = snprintf(w_name, sizeof(w_name), "1000000004.D.host,S=%zu,W=%zu:2,",
 	    strlen(msg4), plain.len);
@@ -351,8 +351,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	cfg.plaintext_ok = 1;
 	cfg.in_fd = in_fd;
 	cfg.out_fd = out_fd;
-	fbuf_free(&conv);
-	fbuf_free(&plain);
+	tbuf_free(&conv);
+	tbuf_free(&plain);
 	return 0;
 }
 
@@ -405,7 +405,7 @@ run_session(void)
 }
 
 static void
-check_output(const struct fbuf *out, enum session_result r)
+check_output(const struct tbuf *out, enum session_result r)
 {
 	size_t left = count_messages(), want = NMESSAGES, i;
 	unsigned long deleted;
@@ -435,7 +435,7 @@ check_output(const struct fbuf *out, enum session_result r)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fbuf out = { 0 };
+	struct tbuf out = { 0 };
 	enum session_result r;
 
 	become_user();
@@ -446,6 +446,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_readall(out_fd, &out);
 	check_output(&out, r);
 	become_root();
-	fbuf_free(&out);
+	tbuf_free(&out);
 	return 0;
 }

@@ -31,7 +31,7 @@
 
 /* The caller's buffer of the direct path. */
 struct direct {
-	struct fbuf	*out;
+	struct tbuf	*out;
 	uint32_t	*rng;
 	char		*cur;		/* reserved and not committed */
 	size_t		 room;
@@ -40,7 +40,7 @@ struct direct {
 
 /* An emit that fails once its budget of calls is spent. */
 struct limited {
-	struct fbuf	*out;
+	struct tbuf	*out;
 	int		 budget;
 };
 
@@ -52,17 +52,17 @@ static int	 direct_emit(void *, const char *, size_t);
 static int	 limited_emit(void *, const char *, size_t);
 static uint64_t	 ref_size(const char *, size_t);
 static void	 feed_split(struct stream *, const char *, size_t, uint32_t *);
-static void	 convert(const char *, size_t, long, uint32_t *, struct fbuf *);
+static void	 convert(const char *, size_t, long, uint32_t *, struct tbuf *);
 static void	 convert_direct(const char *, size_t, long, uint32_t *,
-		    struct fbuf *);
+		    struct tbuf *);
 static uint64_t	 size_split(const char *, size_t, uint32_t *);
 static void	 check_fd(int, const char *, size_t, long,
-		    const struct fbuf *, const struct fbuf *, uint64_t,
+		    const struct tbuf *, const struct tbuf *, uint64_t,
 		    uint32_t *);
 static void	 check_failures(int, const char *, size_t,
-		    const struct fbuf *, uint32_t *);
-static void	 expect_prefix(const char *, const struct fbuf *,
-		    const struct fbuf *);
+		    const struct tbuf *, uint32_t *);
+static void	 expect_prefix(const char *, const struct tbuf *,
+		    const struct tbuf *);
 
 static char *
 direct_reserve(void *ctx, size_t need, size_t *room)
@@ -90,7 +90,7 @@ direct_commit(void *ctx, size_t used)
 	FUZZ_CHECK(d->cur != NULL, "commit without a reserve");
 	FUZZ_CHECK(used <= d->room, "committed %zu octets of %zu", used,
 	    d->room);
-	fbuf_add(d->out, d->cur, used);
+	tbuf_add(d->out, d->cur, used);
 	free(d->cur);
 	d->cur = NULL;
 }
@@ -101,7 +101,7 @@ direct_emit(void *ctx, const char *buf, size_t len)
 	struct direct *d = ctx;
 
 	FUZZ_CHECK(d->cur == NULL, "emit between reserve and commit");
-	fbuf_add(d->out, buf, len);
+	tbuf_add(d->out, buf, len);
 	return 0;
 }
 
@@ -113,7 +113,7 @@ limited_emit(void *ctx, const char *buf, size_t len)
 	if (l->budget == 0)
 		return -1;
 	l->budget--;
-	fbuf_add(l->out, buf, len);
+	tbuf_add(l->out, buf, len);
 	return 0;
 }
 
@@ -148,12 +148,12 @@ feed_split(struct stream *st, const char *msg, size_t len, uint32_t *rng)
 
 static void
 convert(const char *msg, size_t len, long lines, uint32_t *rng,
-    struct fbuf *out)
+    struct tbuf *out)
 {
 	struct stream st;
 
-	fbuf_reset(out);
-	stream_init(&st, lines, fbuf_emit, out);
+	tbuf_reset(out);
+	stream_init(&st, lines, tbuf_emit, out);
 	if (rng == NULL)
 		FUZZ_CHECK(stream_feed(&st, msg, len) == 0, "stream_feed");
 	else
@@ -164,12 +164,12 @@ convert(const char *msg, size_t len, long lines, uint32_t *rng,
 /* The direct path; TOP (lines >= 0) must take the emit path anyway. */
 static void
 convert_direct(const char *msg, size_t len, long lines, uint32_t *rng,
-    struct fbuf *out)
+    struct tbuf *out)
 {
 	struct direct d = { out, rng, NULL, 0, -1 };
 	struct stream st;
 
-	fbuf_reset(out);
+	tbuf_reset(out);
 	stream_init(&st, lines, direct_emit, &d);
 	stream_direct(&st, direct_reserve, direct_commit);
 	feed_split(&st, msg, len, rng);
@@ -195,45 +195,45 @@ size_split(const char *msg, size_t len, uint32_t *rng)
 /* The file-reading entry points, on fd holding the message. */
 static void
 check_fd(int fd, const char *msg, size_t len, long lines,
-    const struct fbuf *whole, const struct fbuf *top, uint64_t size,
+    const struct tbuf *whole, const struct tbuf *top, uint64_t size,
     uint32_t *rng)
 {
-	struct fbuf out = { 0 };
+	struct tbuf out = { 0 };
 	struct direct d = { &out, rng, NULL, 0, -1 };
 	uint64_t fsize = UINT64_MAX;
 
 	fuzz_rewrite(fd, msg, len);
-	fbuf_reset(&out);
-	FUZZ_CHECK(stream_fd(fd, -1, fbuf_emit, &out) == 0, "stream_fd");
-	fbuf_expect("stream_fd RETR", &out, whole);
+	tbuf_reset(&out);
+	FUZZ_CHECK(stream_fd(fd, -1, tbuf_emit, &out) == 0, "stream_fd");
+	tbuf_expect("stream_fd RETR", &out, whole);
 
 	fuzz_rewrite(fd, msg, len);
-	fbuf_reset(&out);
-	FUZZ_CHECK(stream_fd(fd, lines, fbuf_emit, &out) == 0, "stream_fd");
-	fbuf_expect("stream_fd TOP", &out, top);
+	tbuf_reset(&out);
+	FUZZ_CHECK(stream_fd(fd, lines, tbuf_emit, &out) == 0, "stream_fd");
+	tbuf_expect("stream_fd TOP", &out, top);
 
 	fuzz_rewrite(fd, msg, len);
-	fbuf_reset(&out);
+	tbuf_reset(&out);
 	FUZZ_CHECK(stream_fd_direct(fd, -1, direct_emit, direct_reserve,
 	    direct_commit, &d) == 0, "stream_fd_direct");
-	fbuf_expect("stream_fd_direct RETR", &out, whole);
+	tbuf_expect("stream_fd_direct RETR", &out, whole);
 
 	fuzz_rewrite(fd, msg, len);
-	fbuf_reset(&out);
+	tbuf_reset(&out);
 	FUZZ_CHECK(stream_fd_direct(fd, lines, direct_emit, direct_reserve,
 	    direct_commit, &d) == 0, "stream_fd_direct");
-	fbuf_expect("stream_fd_direct TOP", &out, top);
+	tbuf_expect("stream_fd_direct TOP", &out, top);
 
 	fuzz_rewrite(fd, msg, len);
 	FUZZ_CHECK(stream_size_fd(fd, &fsize) == 0, "stream_size_fd");
 	FUZZ_CHECK(fsize == size, "stream_size_fd %llu, want %llu",
 	    (unsigned long long)fsize, (unsigned long long)size);
-	fbuf_free(&out);
+	tbuf_free(&out);
 }
 
 static void
-expect_prefix(const char *what, const struct fbuf *got,
-    const struct fbuf *want)
+expect_prefix(const char *what, const struct tbuf *got,
+    const struct tbuf *want)
 {
 	FUZZ_CHECK(got->len <= want->len && (got->len == 0 ||
 	    memcmp(got->data, want->data, got->len) == 0),
@@ -243,43 +243,43 @@ expect_prefix(const char *what, const struct fbuf *got,
 
 /* Emits and reserves that fail stop the stream, after a prefix. */
 static void
-check_failures(int fd, const char *msg, size_t len, const struct fbuf *whole,
+check_failures(int fd, const char *msg, size_t len, const struct tbuf *whole,
     uint32_t *rng)
 {
-	struct fbuf out = { 0 };
+	struct tbuf out = { 0 };
 	struct limited l = { &out, 0 };
 	struct direct d = { &out, rng, NULL, 0, 0 };
 	int r;
 
 	l.budget = (int)(fuzz_rng(rng) % 8);
 	fuzz_rewrite(fd, msg, len);
-	fbuf_reset(&out);
+	tbuf_reset(&out);
 	r = stream_fd(fd, -1, limited_emit, &l);
 	FUZZ_CHECK(r == 0 || r == -2, "stream_fd gave %d", r);
 	if (r == 0)
-		fbuf_expect("stream_fd within its emit budget", &out, whole);
+		tbuf_expect("stream_fd within its emit budget", &out, whole);
 	else
 		expect_prefix("stream_fd, emit failed", &out, whole);
 
 	d.budget = (int)(fuzz_rng(rng) % 4);
 	fuzz_rewrite(fd, msg, len);
-	fbuf_reset(&out);
+	tbuf_reset(&out);
 	r = stream_fd_direct(fd, -1, direct_emit, direct_reserve,
 	    direct_commit, &d);
 	FUZZ_CHECK(r == 0 || r == -2, "stream_fd_direct gave %d", r);
 	FUZZ_CHECK(d.cur == NULL, "reserved room left uncommitted");
 	if (r == 0)
-		fbuf_expect("stream_fd_direct within its budget", &out, whole);
+		tbuf_expect("stream_fd_direct within its budget", &out, whole);
 	else
 		expect_prefix("stream_fd_direct, reserve failed", &out, whole);
-	fbuf_free(&out);
+	tbuf_free(&out);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int fd = -1;
-	struct fbuf whole = { 0 }, top = { 0 }, out = { 0 }, plain = { 0 };
+	struct tbuf whole = { 0 }, top = { 0 }, out = { 0 }, plain = { 0 };
 	uint32_t rng = 0;
 	const char *msg;
 	uint64_t sz;
@@ -297,8 +297,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	msg = (const char *)data + 5;
 	len = size - 5;
 
-	fuzz_ref_convert(msg, len, -1, &whole);
-	fuzz_ref_convert(msg, len, lines, &top);
+	ref_convert(msg, len, -1, &whole);
+	ref_convert(msg, len, lines, &top);
 	fuzz_check_wire("reference RETR", &whole);
 	fuzz_check_wire("reference TOP", &top);
 
@@ -311,26 +311,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(size_split(msg, len, &rng) == sz, "stream_size_feed");
 
 	convert(msg, len, -1, NULL, &out);
-	fbuf_expect("RETR in one piece", &out, &whole);
+	tbuf_expect("RETR in one piece", &out, &whole);
 	convert(msg, len, -1, &rng, &out);
-	fbuf_expect("RETR in pieces", &out, &whole);
+	tbuf_expect("RETR in pieces", &out, &whole);
 	convert(msg, len, lines, NULL, &out);
-	fbuf_expect("TOP in one piece", &out, &top);
+	tbuf_expect("TOP in one piece", &out, &top);
 	convert(msg, len, lines, &rng, &out);
-	fbuf_expect("TOP in pieces", &out, &top);
+	tbuf_expect("TOP in pieces", &out, &top);
 	convert_direct(msg, len, -1, &rng, &out);
-	fbuf_expect("RETR direct", &out, &whole);
+	tbuf_expect("RETR direct", &out, &whole);
 	convert_direct(msg, len, -1, &rng, &out);
-	fbuf_expect("RETR direct", &out, &whole);
+	tbuf_expect("RETR direct", &out, &whole);
 	convert_direct(msg, len, lines, &rng, &out);
-	fbuf_expect("TOP with direct set", &out, &top);
+	tbuf_expect("TOP with direct set", &out, &top);
 
 	check_fd(fd, msg, len, lines, &whole, &top, sz, &rng);
 	check_failures(fd, msg, len, &whole, &rng);
 
-	fbuf_free(&whole);
-	fbuf_free(&top);
-	fbuf_free(&out);
-	fbuf_free(&plain);
+	tbuf_free(&whole);
+	tbuf_free(&top);
+	tbuf_free(&out);
+	tbuf_free(&plain);
 	return 0;
 }

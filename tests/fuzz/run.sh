@@ -95,11 +95,12 @@ done
 # libFuzzer is guided by pop3d's code alone, and the references run at
 # full speed.
 compile "$here/fuzz_common.c" "$build/obj/fuzz_common.o" -Werror || exit 2
+compile "$here/../ref.c" "$build/obj/ref.o" -Werror || exit 2
 for h in $harnesses; do
 	compile "$here/fuzz_$h.c" "$build/obj/fuzz_$h.o" -Werror || exit 2
 	# shellcheck disable=SC2086
 	$cc $san -fsanitize=fuzzer -o "$build/fuzz_$h" "$build/obj/fuzz_$h.o" \
-	    "$build/obj/fuzz_common.o" $objs -lcrypt || exit 2
+	    "$build/obj/fuzz_common.o" "$build/obj/ref.o" $objs -lcrypt || exit 2
 done
 
 # Temporary files (the session's Maildir among them) go to a directory
