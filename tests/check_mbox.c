@@ -2,11 +2,12 @@
  * check_mbox.c: tests of mbox.c, the reading side of mbox spool files.
  *
  * The expected results come from fixed cases written out by hand and
- * from a reference parser written in the plainest way (ref_parse), one
- * line at a time, with its own converter (ref_output): mboxrd unquoting,
- * CRLF line ends, dot-stuffing and TOP.  The fixed cases pin the rules;
- * large files check that read-buffer boundaries change nothing; random
- * files from a fixed seed compare mbox.c against the reference.
+ * from a reference parser written in the plainest way, one line at a
+ * time (ref_mbox_parse in ref.c, which the fuzzer shares), with its own
+ * converter (ref_output): mboxrd unquoting, CRLF line ends, dot-stuffing
+ * and TOP.  The fixed cases pin the rules; large files check that
+ * read-buffer boundaries change nothing; random files from a fixed seed
+ * compare mbox.c against the reference.
  *
  * Every file is an unlinked temporary file, so nothing is left behind.
  */
@@ -26,20 +27,11 @@
 #include "../stream.h"
 #include "check_pop3d.h"
 
-/* Most messages a test mbox holds. */
-#define REF_MAX		64
 /* Random mboxes: how many, and how many pieces at most in each. */
 #define RANDOM_CASES	3000
 #define RANDOM_PIECES	40
 /* The read size of the tests of buffer boundaries. */
 #define BOUNDARY	((size_t)FILE_BUF_SIZE)
-
-/* A message as the reference parser sees it, in offsets of the file. */
-struct ref_msg {
-	size_t	from;
-	size_t	start;
-	size_t	end;
-};
 
 /* An mbox and the raw octets of each message it must hold. */
 struct scan_case {
@@ -164,9 +156,6 @@ static const struct send_case send_cases[] = {
 static uint32_t	rng_next(uint32_t *);
 static int	temp_file(const char *, size_t);
 static void	temp_rewrite(int, const char *, size_t);
-static int	ref_empty_line(const char *, size_t);
-static int	ref_parse(const char *, size_t, struct ref_msg *, size_t,
-		    size_t *);
 static void	ref_unquote(const char *, size_t, struct tbuf *);
 static void	ref_output(const char *, const struct ref_msg *, long,
 		    struct tbuf *);
@@ -227,59 +216,6 @@ temp_rewrite(int fd, const char *data, size_t len)
 		off += (size_t)n;
 	}
 	ck_assert_int_eq((int)lseek(fd, 0, SEEK_SET), 0);
-}
-
-/* Whether the line of len octets at p, its LF included, is empty. */
-static int
-ref_empty_line(const char *p, size_t len)
-{
-	return (len == 1 && p[0] == '\n') ||
-	    (len == 2 && p[0] == '\r' && p[1] == '\n');
-}
-
-/*
- * The messages of buf, one line at a time.  A line is a From_ line when
- * it starts with "From " and is the first of the file or follows an
- * empty line; the empty line before a From_ line, and an empty last
- * line of the file, are separators.  Returns 0, or 1 when buf is not an
- * mbox; *n gets the number of messages.
- */
-static int
-ref_parse(const char *buf, size_t len, struct ref_msg *v, size_t max,
-    size_t *n)
-{
-	size_t pos = 0, next, prev = 0;
-	int prev_empty = 1, empty = 0;
-	const char *lf;
-
-	*n = 0;
-	if (len == 0)
-		return 0;
-	if (len < 5 || memcmp(buf, "From ", 5) != 0)
-		return 1;
-	while (pos < len) {
-		lf = memchr(buf + pos, '\n', len - pos);
-		next = lf == NULL ? len : (size_t)(lf - buf) + 1;
-		if (prev_empty && next - pos >= 5 &&
-		    memcmp(buf + pos, "From ", 5) == 0) {
-			/* The empty line before it is a separator. */
-			if (*n > 0)
-				v[*n - 1].end = prev;
-			ck_assert_uint_lt(*n, max);
-			v[*n].from = pos;
-			v[*n].start = next;
-			v[*n].end = len;
-			(*n)++;
-		}
-		empty = ref_empty_line(buf + pos, next - pos);
-		prev_empty = empty;
-		prev = pos;
-		pos = next;
-	}
-	/* So is an empty last line (never the From_ line itself). */
-	if (empty)
-		v[*n - 1].end = prev;
-	return 0;
 }
 
 /* The content with one ">" removed from each line matching ^>+From . */
@@ -409,13 +345,13 @@ compare_with_ref(const char *what, const char *buf, size_t len, int fd,
     const struct mbox_index *idx, int tops)
 {
 	static const long lines[] = { -1, 0, 1, 2, 1000000 };
-	struct ref_msg ref[REF_MAX];
+	struct ref_msg *ref;
 	struct tbuf got = { 0 }, want = { 0 }, plain = { 0 };
 	const struct mbox_entry *e;
 	size_t n, i, k, nlines;
 	char label[512];
 
-	ck_assert_int_eq(ref_parse(buf, len, ref, REF_MAX, &n), 0);
+	ck_assert_int_eq(ref_mbox_parse(buf, len, &ref, &n), 0);
 	ck_assert_msg(idx->n == n, "%s: %zu messages, want %zu", what, idx->n,
 	    n);
 	nlines = tops ? sizeof(lines) / sizeof(lines[0]) : 1;
@@ -450,6 +386,7 @@ compare_with_ref(const char *what, const char *buf, size_t len, int fd,
 			}
 		}
 	}
+	free(ref);
 	tbuf_free(&got);
 	tbuf_free(&want);
 	tbuf_free(&plain);
@@ -538,7 +475,7 @@ fill_to(char *buf, size_t *pos, size_t target, uint32_t *seed)
 START_TEST(test_mbox_scan_cases)
 {
 	const struct scan_case *c = &scan_cases[_i];
-	struct ref_msg ref[REF_MAX];
+	struct ref_msg *ref;
 	struct mbox_index idx;
 	const struct mbox_entry *e;
 	const char *lf;
@@ -548,12 +485,13 @@ START_TEST(test_mbox_scan_cases)
 
 	tbuf_escape(c->in, c->in_len, what, sizeof(what));
 	/* The reference agrees with the case first. */
-	ck_assert_int_eq(ref_parse(c->in, c->in_len, ref, REF_MAX, &n), 0);
+	ck_assert_int_eq(ref_mbox_parse(c->in, c->in_len, &ref, &n), 0);
 	ck_assert_msg(n == c->n, "reference on \"%s\": %zu messages", what,
 	    n);
 	for (i = 0; i < n; i++)
 		expect_mem("reference", c->in + ref[i].start,
 		    ref[i].end - ref[i].start, c->msg[i], strlen(c->msg[i]));
+	free(ref);
 
 	fd = temp_file(c->in, c->in_len);
 	ck_assert_msg(scan_fd(fd, c->in_len, &idx) == 0, "mbox_scan \"%s\"",

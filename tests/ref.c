@@ -1,6 +1,7 @@
 /*
- * ref.c: the growing buffer and the reference converter that the Check
- * unit tests and the libFuzzer harnesses share (see ref.h).
+ * ref.c: the growing buffer, the reference converter and the reference
+ * mbox parser that the Check unit tests and the libFuzzer harnesses
+ * share (see ref.h).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -106,4 +107,67 @@ ref_convert(const char *in, size_t len, long lines, struct tbuf *out)
 	}
 	if (!bol)
 		tbuf_add(out, "\r\n", 2);
+}
+
+int
+ref_empty_line(const char *p, size_t len)
+{
+	return (len == 1 && p[0] == '\n') ||
+	    (len == 2 && p[0] == '\r' && p[1] == '\n');
+}
+
+/*
+ * The messages of buf, one line at a time.  A line is a From_ line when
+ * it starts with "From " and is the first of the file or follows an
+ * empty line; the empty line before a From_ line, and an empty last
+ * line of the file, are separators.  The array grows to as many
+ * messages as buf holds, so that no input is too big for the reference.
+ */
+int
+ref_mbox_parse(const char *buf, size_t len, struct ref_msg **vp, size_t *n)
+{
+	size_t pos = 0, next, prev = 0, cap = 0;
+	struct ref_msg *v = NULL, *nv;
+	int prev_empty = 1, empty = 0;
+	const char *lf;
+
+	*vp = NULL;
+	*n = 0;
+	if (len == 0)
+		return 0;
+	if (len < 5 || memcmp(buf, "From ", 5) != 0)
+		return 1;
+	while (pos < len) {
+		lf = memchr(buf + pos, '\n', len - pos);
+		next = lf == NULL ? len : (size_t)(lf - buf) + 1;
+		if (prev_empty && next - pos >= 5 &&
+		    memcmp(buf + pos, "From ", 5) == 0) {
+			/* The empty line before it is a separator. */
+			if (*n > 0)
+				v[*n - 1].end = prev;
+			if (*n == cap) {
+				cap = cap ? 2 * cap : 16;
+				if ((nv = reallocarray(v, cap, sizeof(*v))) ==
+				    NULL)
+					abort();
+				v = nv;
+			}
+			v[*n].from = pos;
+			v[*n].start = next;
+			v[*n].end = len;
+			(*n)++;
+		}
+		empty = ref_empty_line(buf + pos, next - pos);
+		prev_empty = empty;
+		prev = pos;
+		pos = next;
+	}
+	/*
+	 * So is an empty last line (never the From_ line itself).  The first
+	 * line is a From_ line, so *n > 0; the test is for the analyzers.
+	 */
+	if (empty && *n > 0)
+		v[*n - 1].end = prev;
+	*vp = v;
+	return 0;
 }

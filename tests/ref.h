@@ -1,7 +1,8 @@
 /*
  * ref.h: shared by the Check unit tests and the libFuzzer harnesses: a
- * growing buffer (aborts when memory runs out) and the POP3 conversion of
- * stream.h done one octet at a time, the reference for the converters.
+ * growing buffer (aborts when memory runs out), the POP3 conversion of
+ * stream.h done one octet at a time, the reference for the converters,
+ * and an mbox parser done one line at a time, the reference for mbox.c.
  */
 #ifndef REF_H
 #define REF_H
@@ -27,5 +28,22 @@ int	tbuf_emit(void *ctx, const char *, size_t);
  * the converters: RETR when lines < 0, else TOP with that many lines.
  */
 void	ref_convert(const char *in, size_t len, long lines, struct tbuf *out);
+
+/* A message as the reference parser sees it, in offsets of the file. */
+struct ref_msg {
+	size_t	from;		/* its From_ line */
+	size_t	start;		/* the line after the From_ line */
+	size_t	end;		/* its separator, or the end of the file */
+};
+
+/* Whether the line of len octets at p, its LF included, is empty. */
+int	ref_empty_line(const char *p, size_t len);
+/*
+ * The messages of the len octets of buf into *vp, an array to free
+ * (NULL when there are none), and their number into *n.  Returns 0, or
+ * 1 when buf is not an mbox; aborts when memory runs out.
+ */
+int	ref_mbox_parse(const char *buf, size_t len, struct ref_msg **vp,
+	    size_t *n);
 
 #endif

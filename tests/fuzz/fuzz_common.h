@@ -3,8 +3,9 @@
  *
  * Temporary files, a small deterministic random generator for split
  * points, and the removal of the stuffing dots; the growing buffer and
- * the reference converter come from tests/ref.h, as in the unit tests.  Every helper that fails aborts, which libFuzzer reports
- * as a crash with the input that caused it.
+ * the references come from tests/ref.h, as in the unit tests.  Every
+ * helper that fails aborts, which libFuzzer reports as a crash with the
+ * input that caused it.
  */
 #ifndef FUZZ_COMMON_H
 #define FUZZ_COMMON_H

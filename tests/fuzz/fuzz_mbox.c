@@ -1,7 +1,7 @@
 /*
  * fuzz_mbox.c: the mbox reader (mbox.h): mbox_scan() and mbox_send() on
  * arbitrary files, against a reference reader written one line at a
- * time.
+ * time (its parser, ref_mbox_parse, is the unit tests' one, in ref.c).
  *
  * Input: one octet of options, one octet placing a buffer boundary, then
  * the mbox.  The options: the TOP line count in the low four bits; in
@@ -42,13 +42,6 @@
 /* Messages longer than this are only checked with RETR. */
 #define BIG_MESSAGE	(16 * 1024)
 
-/* A message as the reference sees it, in offsets of the file. */
-struct ref_msg {
-	size_t	from;
-	size_t	start;
-	size_t	end;
-};
-
 struct limited {
 	struct tbuf	*out;
 	int		 budget;	/* calls before emit fails; -1 never */
@@ -58,8 +51,6 @@ int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static int	limited_emit(void *, const char *, size_t);
 static size_t	line_end(const char *, size_t, size_t);
-static int	empty_line(const char *, size_t);
-static int	ref_parse(const char *, size_t, struct ref_msg **, size_t *);
 static void	ref_unquote(const char *, size_t, struct tbuf *);
 static void	ref_output(const char *, const struct ref_msg *, long,
 		    struct tbuf *);
@@ -94,58 +85,6 @@ line_end(const char *buf, size_t len, size_t pos)
 	const char *lf = memchr(buf + pos, '\n', len - pos);
 
 	return lf == NULL ? len : (size_t)(lf - buf) + 1;
-}
-
-static int
-empty_line(const char *p, size_t n)
-{
-	return (n == 1 && p[0] == '\n') ||
-	    (n == 2 && p[0] == '\r' && p[1] == '\n');
-}
-
-/*
- * The messages of buf: a From_ line starts with "From " and is the
- * first line or follows an empty line; the empty line before it, and an
- * empty last line, are separators.  0, or 1 when buf is not an mbox.
- */
-static int
-ref_parse(const char *buf, size_t len, struct ref_msg **vp, size_t *n)
-{
-	size_t pos = 0, next, prev = 0, cap = 0;
-	struct ref_msg *v = NULL;
-	int prev_empty = 1, empty = 0;
-
-	*vp = NULL;
-	*n = 0;
-	if (len == 0)
-		return 0;
-	if (len < 5 || memcmp(buf, "From ", 5) != 0)
-		return 1;
-	for (; pos < len; pos = next) {
-		next = line_end(buf, len, pos);
-		if (prev_empty && next - pos >= 5 &&
-		    memcmp(buf + pos, "From ", 5) == 0) {
-			if (*n > 0)
-				v[*n - 1].end = prev;
-			if (*n == cap) {
-				cap = cap ? 2 * cap : 16;
-				if ((v = reallocarray(v, cap, sizeof(*v))) ==
-				    NULL)
-					abort();
-			}
-			v[*n].from = pos;
-			v[*n].start = next;
-			v[*n].end = len;
-			(*n)++;
-		}
-		empty = empty_line(buf + pos, next - pos);
-		prev_empty = empty;
-		prev = pos;
-	}
-	if (empty)
-		v[*n - 1].end = prev;
-	*vp = v;
-	return 0;
 }
 
 /* One '>' off each line that is '>'s and then "From ". */
@@ -232,7 +171,7 @@ ref_uidl(const char *buf, const struct ref_msg *m, char *uidl)
 
 	for (pos = m->start; header && pos < m->end; pos = next) {
 		next = line_end(buf, m->end, pos);
-		if (empty_line(buf + pos, next - pos))
+		if (ref_empty_line(buf + pos, next - pos))
 			header = 0;
 		else if (buf[pos] != ' ' && buf[pos] != '\t' &&
 		    ref_xuidl(buf + pos, next - pos, uidl))
@@ -242,7 +181,7 @@ ref_uidl(const char *buf, const struct ref_msg *m, char *uidl)
 	header = 1;
 	for (pos = m->start; pos < m->end; pos = next) {
 		next = line_end(buf, m->end, pos);
-		if (header && empty_line(buf + pos, next - pos))
+		if (header && ref_empty_line(buf + pos, next - pos))
 			header = skip = 0;
 		else if (header && buf[pos] != ' ' && buf[pos] != '\t')
 			skip = volatile_header(buf + pos, next - pos);
@@ -384,7 +323,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_rewrite(fd, file.data, file.len);
 
 	r = mbox_scan(fd, (off_t)len, &idx);
-	want = ref_parse(file.data, len, &ref, &n);
+	want = ref_mbox_parse(file.data, len, &ref, &n);
 	FUZZ_CHECK(r == want, "mbox_scan gave %d, the reference %d", r, want);
 	if (r == 0) {
 		FUZZ_CHECK(idx.n == n, "%zu messages, want %zu", idx.n, n);

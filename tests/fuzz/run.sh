@@ -65,7 +65,7 @@ fi
 compile() {
 	src=$1 obj=$2 extra=$3
 	if [ -f "$obj" ] && [ -z "$(find "$src" "$top"/*.h "$here"/*.h \
-	    "$0" -newer "$obj" 2>/dev/null)" ]; then
+	    "$here"/../*.h "$0" -newer "$obj" 2>/dev/null)" ]; then
 		return 0
 	fi
 	echo "  CC $(basename "$src")"
