@@ -5,8 +5,9 @@
  * root, the mail in new/ is moved to cur/, and cur/ is read once: each
  * message gets its number (by the delivery time that starts its name,
  * then by name), its size as POP3 sends it, and its UIDL (the unique
- * part of its name).  Names live in an arena of fixed blocks so that
- * pointers to them stay valid; nothing else is allocated per message.
+ * part of its name).  Names live in one buffer, without the delivery
+ * time that starts them when the message's number keeps it; nothing else
+ * is allocated per message.
  * Only store_commit() removes anything.
  */
 #include <sys/file.h>
@@ -33,7 +34,7 @@
 #define LOCK_NAME	"pop3d.lock"
 #define LOGIN_STAMP	"pop3d.login"
 #define QUOTA_NAME	"maildirsize"	/* Maildir++ quota, if used */
-#define ARENA_BLOCK	(64 * 1024)
+#define NAMES_MAX	UINT32_MAX	/* octets of names: offsets fit */
 #define UIDL_MAX	70
 #define SORT_SHORT	12	/* runs left to an insertion sort */
 #define SORT_DEPTH	64	/* quicksort levels before a heapsort */
@@ -43,6 +44,9 @@
 #define MSG_SEEN	0x04
 #define MSG_SIZED	0x08	/* the size came from the cache */
 #define MSG_UIDL_AFTER	0x10	/* the UIDL follows the name's NUL */
+#define MSG_TIME_CUT	0x20	/* the name's leading digits are left out
+				   of the buffer: they are the decimal
+				   number in time */
 
 /* The size cache in the Maildir: a header with a checksum of the lines,
  * then "base TAB inode TAB size" lines in message order (base: the name up
@@ -54,21 +58,27 @@
 #define CACHE_BUF	(64 * 1024)	/* read at a time; longer lines
 					   mean damage */
 
-/* 32 octets a message: a mailbox of 100,000 keeps 3.2 MB of these. */
+/* 24 octets a message: a mailbox of 100,000 keeps 2.4 MB of these, and
+ * about 3.3 MB of names (Maildir only; an mbox has its index). */
 struct msg {
-	char		*name;		/* in cur/ (mbox: the UIDL) */
-	uint64_t	 ino;		/* from readdir: a file replaced gets
-					   another, and no cached size */
 	uint64_t	 size;
+	uint32_t	 name;		/* offset of its name in cur/ in the
+					   names buffer (msg_name()) */
 	uint32_t	 time;		/* leading number of the name */
+	uint32_t	 ino;		/* from readdir, its low 32 bits: a
+					   file replaced gets another, and
+					   no cached size */
 	unsigned char	 uidl_len;
 	unsigned char	 flags;
 };
 
-struct arena_block {
-	struct arena_block	*next;
-	size_t			 used;
-	char			 data[ARENA_BLOCK];
+/* A cache line's name without info, its length, how many of its leading
+ * digits name_cut() leaves out, and the time they say. */
+struct cache_key {
+	const char	*name;
+	size_t		 len;
+	size_t		 cut;
+	uint32_t	 time;
 };
 
 struct store {
@@ -93,11 +103,21 @@ struct store {
 	long long		 quota_bytes;	/* removed, not yet in */
 	long long		 quota_count;	/* maildirsize */
 	time_t			 expire_before;	/* seen and atime older: gone */
-	struct arena_block	*arena;
+	char			*names;		/* NUL-terminated, one after
+						   the other */
+	size_t			 names_len;
+	size_t			 names_cap;
+	char			 namebuf[NAME_MAX + 1];	/* store_uidl() */
 };
 
 static enum store_result store_errno_result(int);
-static char	*arena_copy(struct store *, const char *, size_t);
+static size_t	 name_cut(const char *);
+static size_t	 time_digits(uint32_t, char *);
+static int	 msg_set_name(struct store *, struct msg *, const char *,
+		    size_t);
+static const char *msg_name(const struct store *, const struct msg *,
+		    char *);
+static const char *msg_stored(const struct store *, const struct msg *);
 static int	 mkdir_p(const char *);
 static int	 maildir_subdirs(int);
 static enum store_result maildir_open(struct store *, const char *,
@@ -122,14 +142,17 @@ static enum store_result maildir_login_delay(struct store *, unsigned int,
 static int	 maildir_msg_size(struct store *, const char *, uint64_t *);
 static int	 maildir_find_renamed(struct store *, struct msg *);
 static int	 maildir_seen_name(const char *, char *, size_t);
-static int	 msg_cmp(const void *, const void *);
-static void	 msg_sift(struct msg *, size_t, size_t);
+static int	 msg_cmp(const struct store *, const struct msg *,
+		    const struct msg *);
+static void	 msg_sift(const struct store *, struct msg *, size_t, size_t);
 static void	 msg_swap(struct msg *, struct msg *);
-static void	 msg_sort(struct msg *, size_t, unsigned int);
-static int	 base_cmp(const void *, const void *);
+static void	 msg_sort(const struct store *, struct msg *, size_t,
+		    unsigned int);
+static int	 base_cmp(const char *, const char *);
 static int	 base_vs(const char *, const char *);
 static uint32_t	 name_time(const char *);
-static int	 msg_vs(const struct msg *, const char *, uint32_t);
+static int	 msg_vs(const struct store *, const struct msg *,
+		    const struct cache_key *);
 static const char *cache_number(const char *, const char *, char,
 		    uint64_t *);
 static int	 cache_line(struct store *, char *, size_t, size_t *);
@@ -158,26 +181,103 @@ store_errno_result(int e)
 	}
 }
 
-static char *
-arena_copy(struct store *st, const char *s, size_t len)
+/*
+ * The number of leading digits of a Maildir name that msg_name() can
+ * write back from the number alone: 1 to 10 of them, no leading zero, at
+ * most UINT32_MAX.  0 when the name does not start so.
+ */
+static size_t
+name_cut(const char *name)
 {
-	struct arena_block *b = st->arena;
-	char *p;
+	uint64_t t = 0;
+	size_t k;
 
-	if (len + 1 > ARENA_BLOCK)
-		return NULL;
-	if (b == NULL || ARENA_BLOCK - b->used < len + 1) {
-		if ((b = malloc(sizeof(*b))) == NULL)
-			return NULL;
-		b->next = st->arena;
-		b->used = 0;
-		st->arena = b;
+	if (name[0] < '1' || name[0] > '9')
+		return 0;
+	for (k = 0; k < 10 && name[k] >= '0' && name[k] <= '9'; k++)
+		t = t * 10 + (uint64_t)(name[k] - '0');
+	if ((name[k] >= '0' && name[k] <= '9') || t > UINT32_MAX)
+		return 0;
+	return k;
+}
+
+/*
+ * Give m the name s of len octets (a file name, perhaps followed by a NUL
+ * and a UIDL), with m->time set from it: appended to the names buffer
+ * without the digits the time keeps.  s must not point into that buffer,
+ * which may move.  0, or -1 when out of memory.
+ */
+static int
+msg_set_name(struct store *st, struct msg *m, const char *s, size_t len)
+{
+	size_t cut = name_cut(s), cap;
+	char *grown;
+
+	if (len - cut + 1 > NAMES_MAX - st->names_len)
+		return -1;
+	if (len - cut + 1 > st->names_cap - st->names_len) {
+		/* realloc() moves large buffers by remapping them; the
+		 * part not yet written costs no memory. */
+		cap = st->names_cap ? st->names_cap + st->names_cap / 2 :
+		    64 * 1024;
+		if (cap < st->names_len + len - cut + 1)
+			cap = st->names_len + len - cut + 1;
+		if ((grown = realloc(st->names, cap)) == NULL)
+			return -1;
+		st->names = grown;
+		st->names_cap = cap;
 	}
-	p = b->data + b->used;
-	memcpy(p, s, len);
-	p[len] = '\0';
-	b->used += len + 1;
-	return p;
+	m->time = name_time(s);
+	m->name = (uint32_t)st->names_len;
+	if (cut > 0)
+		m->flags |= MSG_TIME_CUT;
+	else
+		m->flags &= (unsigned char)~MSG_TIME_CUT;
+	memcpy(st->names + st->names_len, s + cut, len - cut);
+	st->names[st->names_len + len - cut] = '\0';
+	st->names_len += len - cut + 1;
+	return 0;
+}
+
+/* The part of m's name kept in the names buffer (a NUL ends it). */
+static const char *
+msg_stored(const struct store *st, const struct msg *m)
+{
+	return st->names + m->name;
+}
+
+/* Write t in decimal to buf (at least 10 octets); its length. */
+static size_t
+time_digits(uint32_t t, char *buf)
+{
+	char digits[10];
+	size_t n = 0, k = 0;
+
+	do
+		digits[n++] = (char)('0' + t % 10);
+	while ((t /= 10) != 0);
+	while (n > 0)
+		buf[k++] = digits[--n];
+	return k;
+}
+
+/* m's name in cur/: in the names buffer, or made in buf (NAME_MAX + 1
+ * octets) when its leading digits were left out of it. */
+static const char *
+msg_name(const struct store *st, const struct msg *m, char *buf)
+{
+	const char *rest = msg_stored(st, m);
+	size_t k, len;
+
+	if (!(m->flags & MSG_TIME_CUT))
+		return rest;
+	k = time_digits(m->time, buf);
+	/* At most NAME_MAX in all, as the name it was cut from. */
+	if ((len = strlen(rest)) > NAME_MAX - k)
+		len = NAME_MAX - k;
+	memcpy(buf + k, rest, len);
+	buf[k + len] = '\0';
+	return buf;
 }
 
 /* Append n octets of s to buf at *pos.  0, or -1 when it does not fit. */
@@ -643,6 +743,7 @@ maildir_add(struct store *st, const char *name, uint64_t ino, char *err,
 	const char *flags;
 	struct msg *m, *grown;
 	size_t base, i, ncap, len;
+	int r;
 
 	if (st->count == st->cap) {
 		ncap = st->cap ? st->cap + st->cap / 2 : 1024;
@@ -663,8 +764,7 @@ maildir_add(struct store *st, const char *name, uint64_t ino, char *err,
 	if ((m->flags & MSG_SEEN) && st->expire_before != 0 &&
 	    maildir_expire(st, name))
 		return 1;
-	m->ino = ino;
-	m->time = name_time(name);
+	m->ino = (uint32_t)ino;
 
 	/* The UIDL is the unique part of the name if RFC 1939 allows it,
 	 * else the MD5 of that part, kept after the name. */
@@ -675,15 +775,15 @@ maildir_add(struct store *st, const char *name, uint64_t ino, char *err,
 			break;
 	if (base > 0 && base <= UIDL_MAX && i == base) {
 		m->uidl_len = (unsigned char)base;
-		m->name = arena_copy(st, name, len);
+		r = msg_set_name(st, m, name, len);
 	} else {
 		memcpy(buf, name, len + 1);
 		md5_hex(name, base, buf + len + 1);
 		m->flags |= MSG_UIDL_AFTER;
 		m->uidl_len = 2 * MD5_DIGEST_LEN;
-		m->name = arena_copy(st, buf, len + 1 + 2 * MD5_DIGEST_LEN);
+		r = msg_set_name(st, m, buf, len + 1 + 2 * MD5_DIGEST_LEN);
 	}
-	if (m->name == NULL) {
+	if (r == -1) {
 		log_errbuf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -692,13 +792,17 @@ maildir_add(struct store *st, const char *name, uint64_t ino, char *err,
 }
 
 static int
-msg_cmp(const void *a, const void *b)
+msg_cmp(const struct store *st, const struct msg *x, const struct msg *y)
 {
-	const struct msg *x = a, *y = b;
+	char bx[NAME_MAX + 1], by[NAME_MAX + 1];
 
 	if (x->time != y->time)
 		return x->time < y->time ? -1 : 1;
-	return base_cmp(x, y);
+	/* With the same time, both names start with the same digits when
+	 * both were cut: the rest tells. */
+	if ((x->flags & MSG_TIME_CUT) == (y->flags & MSG_TIME_CUT))
+		return base_cmp(msg_stored(st, x), msg_stored(st, y));
+	return base_cmp(msg_name(st, x, bx), msg_name(st, y, by));
 }
 
 static void
@@ -712,14 +816,14 @@ msg_swap(struct msg *a, struct msg *b)
 
 /* Move m[i] down the heap of n messages to its place. */
 static void
-msg_sift(struct msg *m, size_t i, size_t n)
+msg_sift(const struct store *st, struct msg *m, size_t i, size_t n)
 {
 	size_t c;
 
 	while ((c = 2 * i + 1) < n) {
-		if (c + 1 < n && msg_cmp(&m[c], &m[c + 1]) < 0)
+		if (c + 1 < n && msg_cmp(st, &m[c], &m[c + 1]) < 0)
 			c++;
-		if (msg_cmp(&m[i], &m[c]) >= 0)
+		if (msg_cmp(st, &m[i], &m[c]) >= 0)
 			return;
 		msg_swap(&m[i], &m[c]);
 		i = c;
@@ -733,33 +837,34 @@ msg_sift(struct msg *m, size_t i, size_t n)
  * it goes deeper than depth, and leaves short runs to an insertion sort.
  */
 static void
-msg_sort(struct msg *m, size_t n, unsigned int depth)
+msg_sort(const struct store *st, struct msg *m, size_t n,
+    unsigned int depth)
 {
 	size_t i, j;
 
 	while (n > SORT_SHORT) {
 		if (depth-- == 0) {
 			for (i = n / 2; i-- > 0; )
-				msg_sift(m, i, n);
+				msg_sift(st, m, i, n);
 			for (i = n; i-- > 1; ) {
 				msg_swap(&m[0], &m[i]);
-				msg_sift(m, 0, i);
+				msg_sift(st, m, 0, i);
 			}
 			return;
 		}
 		/* m[0] <= m[1], the pivot, <= m[n - 1]: both ends stop the
 		 * scans below. */
 		msg_swap(&m[n / 2], &m[1]);
-		if (msg_cmp(&m[1], &m[0]) < 0)
+		if (msg_cmp(st, &m[1], &m[0]) < 0)
 			msg_swap(&m[1], &m[0]);
-		if (msg_cmp(&m[n - 1], &m[0]) < 0)
+		if (msg_cmp(st, &m[n - 1], &m[0]) < 0)
 			msg_swap(&m[n - 1], &m[0]);
-		if (msg_cmp(&m[n - 1], &m[1]) < 0)
+		if (msg_cmp(st, &m[n - 1], &m[1]) < 0)
 			msg_swap(&m[n - 1], &m[1]);
 		for (i = 1, j = n - 1;;) {
-			while (msg_cmp(&m[++i], &m[1]) < 0)
+			while (msg_cmp(st, &m[++i], &m[1]) < 0)
 				;
-			while (msg_cmp(&m[1], &m[--j]) < 0)
+			while (msg_cmp(st, &m[1], &m[--j]) < 0)
 				;
 			if (i >= j)
 				break;
@@ -769,16 +874,16 @@ msg_sort(struct msg *m, size_t n, unsigned int depth)
 		/* The shorter side first, the longer in this loop: the
 		 * recursion stays within log2(n) levels. */
 		if (j < n - j - 1) {
-			msg_sort(m, j, depth);
+			msg_sort(st, m, j, depth);
 			m += j + 1;
 			n -= j + 1;
 		} else {
-			msg_sort(m + j + 1, n - j - 1, depth);
+			msg_sort(st, m + j + 1, n - j - 1, depth);
 			n = j;
 		}
 	}
 	for (i = 1; i < n; i++)
-		for (j = i; j > 0 && msg_cmp(&m[j], &m[j - 1]) < 0; j--)
+		for (j = i; j > 0 && msg_cmp(st, &m[j], &m[j - 1]) < 0; j--)
 			msg_swap(&m[j], &m[j - 1]);
 }
 
@@ -794,13 +899,28 @@ name_time(const char *name)
 	return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
 }
 
-/* Compare message m with a cache key (a name without info) of time t. */
+/* Compare message m with a cache key, in message order. */
 static int
-msg_vs(const struct msg *m, const char *key, uint32_t t)
+msg_vs(const struct store *st, const struct msg *m, const struct cache_key *k)
 {
-	if (m->time != t)
-		return m->time < t ? -1 : 1;
-	return base_vs(m->name, key);
+	char buf[NAME_MAX + 1];
+	const char *name = msg_stored(st, m), *key = k->name;
+	size_t len = k->len;
+
+	if (m->time != k->time)
+		return m->time < k->time ? -1 : 1;
+	if (m->flags & MSG_TIME_CUT) {
+		if (k->cut == 0)
+			return base_vs(msg_name(st, m, buf), key);
+		key += k->cut;	/* the same digits: the same time */
+		len -= k->cut;
+	} else if (k->cut > 0)
+		return base_vs(msg_name(st, m, buf), key);
+	/* Mostly the same message: the name is the key, then its info. */
+	if (strncmp(name, key, len) == 0 &&
+	    (name[len] == ':' || name[len] == '\0'))
+		return 0;
+	return base_vs(name, key);
 }
 
 static enum store_result
@@ -857,7 +977,7 @@ maildir_uidl_from(struct store *st, const char *path, enum uidl_source src,
 	char buf[NAME_MAX + 2 + UIDL_MAX + 1];
 	struct uidl_map *map;
 	struct msg *m;
-	const char *id;
+	const char *id, *name;
 	size_t i, k, n, idlen;
 
 	if (src == UIDL_OWN)
@@ -866,9 +986,10 @@ maildir_uidl_from(struct store *st, const char *path, enum uidl_source src,
 		/* qmail-pop3d: the name up to ':', where it is a UIDL. */
 		for (i = 0; i < st->count; i++) {
 			m = &st->msgs[i];
-			n = store_maildir_colon(m->name);
+			name = msg_name(st, m, buf);
+			n = store_maildir_colon(name);
 			for (k = 0; k < n; k++)
-				if (m->name[k] < 0x21 || m->name[k] > 0x7e)
+				if (name[k] < 0x21 || name[k] > 0x7e)
 					break;
 			if (n > 0 && n <= UIDL_MAX && k == n &&
 			    !(m->flags & MSG_UIDL_AFTER))
@@ -880,14 +1001,16 @@ maildir_uidl_from(struct store *st, const char *path, enum uidl_source src,
 		return STORE_TEMP;
 	for (i = 0; i < st->count && map != NULL; i++) {
 		m = &st->msgs[i];
-		id = uidl_map_find(map, m->name, store_maildir_base(m->name),
+		name = msg_name(st, m, buf);
+		id = uidl_map_find(map, name, store_maildir_base(name),
 		    &idlen);
 		if (id == NULL || idlen == 0 || idlen > UIDL_MAX)
 			continue;
-		n = strlen(m->name);
-		memcpy(buf, m->name, n + 1);
+		n = strlen(name);
+		if (name != buf)
+			memcpy(buf, name, n + 1);
 		memcpy(buf + n + 1, id, idlen);
-		if ((m->name = arena_copy(st, buf, n + 1 + idlen)) == NULL) {
+		if (msg_set_name(st, m, buf, n + 1 + idlen) == -1) {
 			uidl_map_free(map);
 			log_errbuf(err, errlen, "out of memory");
 			return STORE_TEMP;
@@ -916,10 +1039,8 @@ base_vs(const char *name, const char *key)
 
 /* Order by the name up to ':' (flags may change, the order does not). */
 static int
-base_cmp(const void *a, const void *b)
+base_cmp(const char *x, const char *y)
 {
-	const char *x = ((const struct msg *)a)->name;
-	const char *y = ((const struct msg *)b)->name;
 	const unsigned char *p = (const void *)x, *q = (const void *)y;
 	int cx, cy;
 
@@ -960,26 +1081,32 @@ static int
 cache_line(struct store *st, char *line, size_t len, size_t *ip)
 {
 	const char *end = line + len, *p;
+	struct cache_key key;
 	uint64_t ino, size;
-	uint32_t t;
 	char *tab;
 	size_t i, k;
+	int c;
 
 	if ((tab = memchr(line, '\t', len)) == NULL || tab == line ||
 	    (p = cache_number(tab + 1, end, '\t', &ino)) == NULL ||
 	    cache_number(p, end, '\n', &size) == NULL)
 		return -1;
 	*tab = '\0';
-	t = name_time(line);
-	for (i = *ip; i < st->count && msg_vs(&st->msgs[i], line, t) < 0; i++)
+	key.name = line;
+	key.len = (size_t)(tab - line);
+	key.cut = name_cut(line);
+	key.time = name_time(line);
+	for (i = *ip, c = -1; i < st->count &&
+	    (c = msg_vs(st, &st->msgs[i], &key)) < 0; i++)
 		;
 	*ip = i;
-	for (k = i; k < st->count && msg_vs(&st->msgs[k], line, t) == 0;
-	    k++) {
-		if (st->msgs[k].ino != ino)
-			continue;	/* another file now */
-		st->msgs[k].size = size;
-		st->msgs[k].flags |= MSG_SIZED;
+	for (k = i; c == 0; ) {
+		/* Another inode is another file now: measured again. */
+		if (st->msgs[k].ino == (uint32_t)ino) {
+			st->msgs[k].size = size;
+			st->msgs[k].flags |= MSG_SIZED;
+		}
+		c = ++k < st->count ? msg_vs(st, &st->msgs[k], &key) : 1;
 	}
 	return 0;
 }
@@ -1057,7 +1184,8 @@ cache_read(struct store *st)
 static int
 cache_write(struct store *st)
 {
-	char tmp[64], head[64], line[NAME_MAX + 64];
+	char tmp[64], head[64], line[NAME_MAX + 64], buf[NAME_MAX + 1];
+	const char *name;
 	uint64_t sum = CACHE_SUM_INIT;
 	size_t i;
 	FILE *fp;
@@ -1074,9 +1202,10 @@ cache_write(struct store *st)
 	n = snprintf(head, sizeof(head), CACHE_MAGIC " %016llx\n", 0ULL);
 	r = fwrite(head, 1, (size_t)n, fp) != (size_t)n;
 	for (i = 0; i < st->count && !r; i++) {
-		n = snprintf(line, sizeof(line), "%.*s\t%llu\t%llu\n",
-		    (int)store_maildir_colon(st->msgs[i].name),
-		    st->msgs[i].name, (unsigned long long)st->msgs[i].ino,
+		name = msg_name(st, &st->msgs[i], buf);
+		n = snprintf(line, sizeof(line), "%.*s\t%lu\t%llu\n",
+		    (int)store_maildir_colon(name), name,
+		    (unsigned long)st->msgs[i].ino,
 		    (unsigned long long)st->msgs[i].size);
 		if (n < 0 || (size_t)n >= sizeof(line))
 			continue;	/* the next login measures it again */
@@ -1127,16 +1256,19 @@ cache_sum(uint64_t h, const char *p, size_t n)
 static int
 maildir_sizes(struct store *st, char *err, size_t errlen)
 {
+	char buf[NAME_MAX + 1];
+	const char *name;
 	size_t i, kept = 0, misses = 0;
 	long entries;
 
-	msg_sort(st->msgs, st->count, SORT_DEPTH);
+	msg_sort(st, st->msgs, st->count, SORT_DEPTH);
 	entries = cache_read(st);
 	for (i = 0; i < st->count; i++) {
 		struct msg *m = &st->msgs[i];
 
 		if (!(m->flags & MSG_SIZED)) {
-			if (maildir_msg_size(st, m->name, &m->size) == -1) {
+			name = msg_name(st, m, buf);
+			if (maildir_msg_size(st, name, &m->size) == -1) {
 				if (errno == ENOENT)
 					continue;	/* gone: not served */
 				if (errno == ELOOP || errno == EPERM ||
@@ -1144,7 +1276,7 @@ maildir_sizes(struct store *st, char *err, size_t errlen)
 					st->skipped++;	/* not served */
 					continue;
 				}
-				log_errbuf(err, errlen, "cur/%s: %s", m->name,
+				log_errbuf(err, errlen, "cur/%s: %s", name,
 				    strerror(errno));
 				return -1;
 			}
@@ -1230,9 +1362,9 @@ mbox_open(struct store *st, const char *path, char *err, size_t errlen)
 		log_errbuf(err, errlen, "out of memory");
 		return STORE_TEMP;
 	}
+	/* The UIDLs stay in the index (store_uidl()). */
 	for (i = 0; i < st->idx.n; i++) {
 		st->msgs[i].size = st->idx.v[i].size;
-		st->msgs[i].name = st->idx.v[i].uidl;
 		st->msgs[i].uidl_len = (unsigned char)strlen(st->idx.v[i].uidl);
 	}
 	st->count = st->cap = st->idx.n;
@@ -1335,14 +1467,25 @@ store_size(const struct store *st, size_t i)
 }
 
 const char *
-store_uidl(const struct store *st, size_t i, size_t *len)
+store_uidl(struct store *st, size_t i, size_t *len)
 {
 	const struct msg *m = &st->msgs[i];
+	const char *p;
+	size_t k;
 
 	*len = m->uidl_len;
+	if (st->mbox)
+		return st->idx.v[i].uidl;
+	p = msg_stored(st, m);
 	if (m->flags & MSG_UIDL_AFTER)
-		return m->name + strlen(m->name) + 1;
-	return m->name;
+		return p + strlen(p) + 1;
+	if (!(m->flags & MSG_TIME_CUT))
+		return p;
+	/* The first uidl_len octets of the name, which has them all. */
+	k = time_digits(m->time, st->namebuf);
+	if (k < *len)
+		memcpy(st->namebuf + k, p, *len - k);
+	return st->namebuf;
 }
 
 int
@@ -1379,43 +1522,45 @@ store_set_retrieved(struct store *st, size_t i)
 static int
 maildir_find_renamed(struct store *st, struct msg *m)
 {
-	char buf[NAME_MAX + 2 + UIDL_MAX + 1];
-	size_t base = store_maildir_base(m->name), len;
+	char buf[NAME_MAX + 2 + UIDL_MAX + 1], old[NAME_MAX + 1];
+	const char *name = msg_name(st, m, old), *id;
+	size_t base = store_maildir_base(name), len;
 	struct dirent *de;
-	char *name = NULL;
+	int r = -1;
 	DIR *dir;
 
 	if ((dir = opendir_at(st->curfd)) == NULL)
 		return -1;
 	while ((de = readdir(dir)) != NULL) {
-		if (strncmp(de->d_name, m->name, base) == 0 &&
+		if (strncmp(de->d_name, name, base) == 0 &&
 		    store_maildir_base(de->d_name) == base &&
-		    strcmp(de->d_name, m->name) != 0) {
-			/* The MD5 UIDL, if any, moves with the name. */
+		    strcmp(de->d_name, name) != 0) {
+			/* The UIDL kept after the name, if any, moves with
+			 * it. */
 			len = strlen(de->d_name);
 			memcpy(buf, de->d_name, len + 1);
 			if (m->flags & MSG_UIDL_AFTER) {
-				memcpy(buf + len + 1, m->name +
-				    strlen(m->name) + 1, m->uidl_len);
+				id = msg_stored(st, m);
+				memcpy(buf + len + 1, id + strlen(id) + 1,
+				    m->uidl_len);
 				len += 1 + m->uidl_len;
 			}
-			name = arena_copy(st, buf, len);
+			r = msg_set_name(st, m, buf, len);
 			break;
 		}
 	}
 	closedir(dir);
-	if (name == NULL) {
+	if (r == -1)
 		errno = ENOENT;
-		return -1;
-	}
-	m->name = name;
-	return 0;
+	return r;
 }
 
 int
 store_msg_open(struct store *st, size_t i, char *err, size_t errlen)
 {
 	struct msg *m = &st->msgs[i];
+	char buf[NAME_MAX + 1];
+	const char *name;
 	struct stat sb;
 	int fd;
 
@@ -1425,23 +1570,25 @@ store_msg_open(struct store *st, size_t i, char *err, size_t errlen)
 		return fd;
 	}
 
-	fd = openat(st->curfd, m->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1 && errno == ENOENT && maildir_find_renamed(st, m) == 0)
-		fd = openat(st->curfd, m->name,
-		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	name = msg_name(st, m, buf);
+	fd = openat(st->curfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT && maildir_find_renamed(st, m) == 0) {
+		name = msg_name(st, m, buf);
+		fd = openat(st->curfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	}
 	if (fd == -1) {
-		log_errbuf(err, errlen, "cur/%s: %s", m->name, strerror(errno));
+		log_errbuf(err, errlen, "cur/%s: %s", name, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		log_errbuf(err, errlen, "cur/%s: not a regular file", m->name);
+		log_errbuf(err, errlen, "cur/%s: not a regular file", name);
 		close(fd);
 		errno = EINVAL;
 		return -1;
 	}
 	if (sb.st_uid != geteuid()) {
 		log_errbuf(err, errlen, "cur/%s: owned by uid %lu, not by the "
-		    "mail user", m->name, (unsigned long)sb.st_uid);
+		    "mail user", name, (unsigned long)sb.st_uid);
 		close(fd);
 		errno = EPERM;
 		return -1;
@@ -1551,7 +1698,8 @@ store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
 	static const struct timespec retrieved[2] = {
 		{ 0, UTIME_NOW }, { 0, UTIME_OMIT }
 	};
-	char seen[NAME_MAX + 1];
+	char seen[NAME_MAX + 1], buf[NAME_MAX + 1];
+	const char *name;
 	struct stat sb;
 	struct msg *m;
 	size_t i;
@@ -1563,15 +1711,19 @@ store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
 	quota = faccessat(st->dirfd, QUOTA_NAME, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 	for (i = 0; i < st->count; i++) {
 		m = &st->msgs[i];
+		if (!(m->flags & (MSG_DELETED | MSG_RETRIEVED)))
+			continue;
+		name = msg_name(st, m, buf);
 		if (m->flags & MSG_DELETED) {
-			sized = quota && fstatat(st->curfd, m->name, &sb,
+			sized = quota && fstatat(st->curfd, name, &sb,
 			    AT_SYMLINK_NOFOLLOW) == 0;
-			r = unlinkat(st->curfd, m->name, 0);
+			r = unlinkat(st->curfd, name, 0);
 			if (r == -1 && errno == ENOENT &&
 			    maildir_find_renamed(st, m) == 0) {
-				sized = quota && fstatat(st->curfd, m->name,
+				name = msg_name(st, m, buf);
+				sized = quota && fstatat(st->curfd, name,
 				    &sb, AT_SYMLINK_NOFOLLOW) == 0;
-				r = unlinkat(st->curfd, m->name, 0);
+				r = unlinkat(st->curfd, name, 0);
 			}
 			if (r == 0 && sized) {
 				st->quota_bytes += sb.st_size;
@@ -1580,17 +1732,16 @@ store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
 			/* Gone already (another process): as asked. */
 			if (r == -1 && errno != ENOENT) {
 				log_errbuf(err, errlen, "unlink cur/%s: %s",
-				    m->name, strerror(errno));
+				    name, strerror(errno));
 				(*failed)++;
 			}
 		} else if (m->flags & MSG_RETRIEVED) {
 			/* Best effort: a missing S flag loses nothing.  The
 			 * atime says when it was retrieved, for EXPIRE. */
-			if (maildir_seen_name(m->name, seen, sizeof(seen)) == 0 &&
-			    renameat(st->curfd, m->name, st->curfd, seen) == 0)
-				m->name = arena_copy(st, seen, strlen(seen));
-			if (m->name != NULL)
-				(void)utimensat(st->curfd, m->name, retrieved, 0);
+			if (maildir_seen_name(name, seen, sizeof(seen)) == 0 &&
+			    renameat(st->curfd, name, st->curfd, seen) == 0)
+				name = seen;
+			(void)utimensat(st->curfd, name, retrieved, 0);
 		}
 	}
 	(void)quota_write(st);
@@ -1604,14 +1755,9 @@ store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
 void
 store_close(struct store *st)
 {
-	struct arena_block *b;
-
 	if (st == NULL)
 		return;
-	while ((b = st->arena) != NULL) {
-		st->arena = b->next;
-		free(b);
-	}
+	free(st->names);
 	free(st->msgs);
 	mbox_index_free(&st->idx);
 	if (st->mfd != -1)

@@ -85,8 +85,9 @@ size_t	store_skipped(const struct store *);
 size_t	store_count(const struct store *);
 /* The octets RETR sends for message i (see stream.h). */
 uint64_t store_size(const struct store *, size_t i);
-/* The unique id of message i, 1 to 70 octets in 0x21..0x7E. */
-const char *store_uidl(const struct store *, size_t i, size_t *len);
+/* The unique id of message i, 1 to 70 octets in 0x21..0x7E; not
+ * NUL-terminated, and valid until the next call. */
+const char *store_uidl(struct store *, size_t i, size_t *len);
 /* Whether message i had been seen (Maildir S flag) before this session. */
 int	store_seen(const struct store *, size_t i);
 

@@ -33,10 +33,10 @@ static char	newdir[FIXTURE_PATH_MAX];
 static void	store_setup(void);
 static void	store_teardown(void);
 static struct store *open_ok(void);
-static void	expect_uidl(const struct store *, size_t, const char *);
-static void	expect_hex_uidl(const struct store *, size_t, const char *);
+static void	expect_uidl(struct store *, size_t, const char *);
+static void	expect_hex_uidl(struct store *, size_t, const char *);
 static void	read_fd(int, struct tbuf *);
-static size_t	find_uidl(const struct store *, const char *);
+static size_t	find_uidl(struct store *, const char *);
 
 static void
 store_setup(void)
@@ -69,7 +69,7 @@ open_ok(void)
 }
 
 static void
-expect_uidl(const struct store *st, size_t i, const char *want)
+expect_uidl(struct store *st, size_t i, const char *want)
 {
 	const char *uidl;
 	size_t len;
@@ -81,7 +81,7 @@ expect_uidl(const struct store *st, size_t i, const char *want)
 
 /* The UIDL of message i is the MD5 of base, in 32 lower-case hex. */
 static void
-expect_hex_uidl(const struct store *st, size_t i, const char *base)
+expect_hex_uidl(struct store *st, size_t i, const char *base)
 {
 	char hex[2 * MD5_DIGEST_LEN + 1];
 	const char *uidl;
@@ -97,7 +97,7 @@ expect_hex_uidl(const struct store *st, size_t i, const char *base)
 }
 
 static size_t
-find_uidl(const struct store *st, const char *want)
+find_uidl(struct store *st, const char *want)
 {
 	const char *uidl;
 	size_t i, len;
@@ -431,6 +431,67 @@ START_TEST(test_store_scan_order_many)
 		}
 		store_close(st);
 	}
+}
+END_TEST
+
+/* The delivery time that starts a name is kept as a number, not in the
+ * names: names with leading zeros, with more digits than 32 bits hold,
+ * and with nothing after the digits must come back whole, in order, on
+ * the first login and from the cache, when opened and at UPDATE. */
+START_TEST(test_store_scan_names_without_their_time)
+{
+	static const char *const names[] = {
+		"123.b:2,", "0123.a:2,", "4294967296.y:2,", "5", "abc:2,",
+		"99999999999.z:2,", "123.a:2,", "77:2,", "0.q:2,",
+		"4294967295.x:2,"
+	};
+	static const char *const order[] = {
+		"0.q:2,", "abc:2,", "5", "77:2,", "0123.a:2,", "123.a:2,",
+		"123.b:2,", "4294967295.x:2,", "4294967296.y:2,",
+		"99999999999.z:2,"
+	};
+	char want[64], buf[LISTING_MAX], err[256];
+	struct tbuf b = { 0 };
+	struct store *st;
+	size_t i, n = sizeof(order) / sizeof(order[0]), failed = 99;
+	int fd, pass;
+
+	for (i = 0; i < n; i++) {
+		(void)snprintf(want, sizeof(want), "%s\n", names[i]);
+		fixture_writestr(curdir, names[i], want);
+	}
+	for (pass = 0; pass < 2; pass++) {
+		st = open_ok();
+		ck_assert_uint_eq(store_count(st), n);
+		for (i = 0; i < n; i++) {
+			(void)snprintf(want, sizeof(want), "%.*s",
+			    (int)strcspn(order[i], ":"), order[i]);
+			expect_uidl(st, i, want);
+			fd = store_msg_open(st, i, err, sizeof(err));
+			ck_assert_msg(fd != -1, "%s: %s", order[i], err);
+			read_fd(fd, &b);
+			(void)close(fd);
+			(void)snprintf(want, sizeof(want), "%s\n", order[i]);
+			ck_assert_str_eq(b.data, want);
+			ck_assert_uint_eq(store_size(st, i), strlen(want) + 1);
+		}
+		if (pass == 0)
+			store_close(st);
+	}
+	store_set_deleted(st, find_uidl(st, "123.b"), 1);
+	store_set_deleted(st, find_uidl(st, "4294967296.y"), 1);
+	store_set_deleted(st, find_uidl(st, "5"), 1);
+	store_set_retrieved(st, find_uidl(st, "0123.a"));
+	store_set_retrieved(st, find_uidl(st, "77"));
+	store_set_retrieved(st, find_uidl(st, "123.a"));
+	ck_assert_msg(store_commit(st, &failed, err, sizeof(err)) == 0,
+	    "store_commit: %s", err);
+	ck_assert_uint_eq(failed, 0);
+	store_close(st);
+	tbuf_free(&b);
+	ck_assert_str_eq(fixture_listing(curdir, buf, sizeof(buf)),
+	    "0.q:2,|0123.a:2,S|123.a:2,S|4294967295.x:2,|77:2,S|"
+	    "99999999999.z:2,|abc:2,");
 }
 END_TEST
 
@@ -1007,9 +1068,12 @@ store_suite(void)
 
 	tc = tcase_create("scan");
 	tcase_add_checked_fixture(tc, store_setup, store_teardown);
+	/* Thousands of files written: seconds on a busy machine. */
+	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_store_scan_moves_new_to_cur);
 	tcase_add_test(tc, test_store_scan_order_by_time_then_name);
 	tcase_add_test(tc, test_store_scan_order_many);
+	tcase_add_test(tc, test_store_scan_names_without_their_time);
 	tcase_add_test(tc, test_store_scan_skips_dot_dir_symlink);
 	tcase_add_test(tc, test_store_open_creates_missing_maildir);
 	tcase_add_test(tc, test_store_open_completes_partial_maildir);
