@@ -38,6 +38,19 @@
 #define UIDL_MAX	70
 #define SORT_SHORT	12	/* runs left to an insertion sort */
 #define SORT_DEPTH	64	/* quicksort levels before a heapsort */
+#define AHEAD		8	/* messages whose names are fetched into
+				   the CPU's cache before they are read */
+
+/* The names are in directory order, read in message order: each one a
+ * cache miss unless asked for ahead. */
+#if defined(__GNUC__)
+#define NAME_AHEAD(st, i) do {						\
+	if ((i) < (st)->count)						\
+		__builtin_prefetch((st)->names + (st)->msgs[i].name);	\
+} while (0)
+#else
+#define NAME_AHEAD(st, i) do { } while (0)
+#endif
 
 #define MSG_DELETED	0x01
 #define MSG_RETRIEVED	0x02
@@ -48,12 +61,26 @@
 				   of the buffer: they are the decimal
 				   number in time */
 
-/* The size cache in the Maildir: a header with a checksum of the lines,
- * then "base TAB inode TAB size" lines in message order (base: the name up
- * to its info, which carries S= where the MDA writes it).  A file put in
- * a message's place gets another inode, so its size is not taken. */
+/*
+ * The size cache in the Maildir: a header "pop3d-sizes 4 SUM STAMP" (16
+ * hex digits of a checksum of the rest, then 16 and 8 of a time), then
+ * "name TAB inode TAB size" lines in message order.  A size is taken for
+ * the message of the same name up to its info (flags may change; the
+ * base carries S= where the MDA writes it) and the same inode: a file put
+ * in a message's place gets another inode, so its size is not taken.
+ * The stamp is cur/'s mtime when it was read for these lines: while cur/
+ * keeps it, nothing was added, removed or renamed there, and the lines
+ * are the listing, so cur/ is not read at all.  0 when that cannot be
+ * told: cur/ had changed less than CACHE_TRUST seconds before (a change
+ * in the same clock tick would leave the time as it was), or some file
+ * was left out of the lines.  Version 3, without the stamp and with the
+ * names up to their info, is read for its sizes.
+ */
 #define CACHE_NAME	"pop3d.sizes"
-#define CACHE_MAGIC	"pop3d-sizes 3"
+#define CACHE_MAGIC	"pop3d-sizes 4"
+#define CACHE_MAGIC_3	"pop3d-sizes 3"
+#define CACHE_HEAD	(sizeof(CACHE_MAGIC) + 16 + 1 + 16 + 8 + 1)
+#define CACHE_TRUST	2
 #define CACHE_SUM_INIT	0xcbf29ce484222325ULL
 #define CACHE_BUF	(64 * 1024)	/* read at a time; longer lines
 					   mean damage */
@@ -108,9 +135,13 @@ struct store {
 	size_t			 names_len;
 	size_t			 names_cap;
 	char			 namebuf[NAME_MAX + 1];	/* store_uidl() */
+	struct timespec		 listed;	/* cur/'s mtime before it was
+						   read, or {0, 0} if it had
+						   changed just before */
 };
 
 static enum store_result store_errno_result(int);
+static int	 store_reserve(struct store *, size_t, size_t);
 static size_t	 name_cut(const char *);
 static size_t	 time_digits(uint32_t, char *);
 static int	 msg_set_name(struct store *, struct msg *, const char *,
@@ -132,6 +163,7 @@ static int	 maildir_regular(int, const struct dirent *);
 static DIR	*opendir_at(int);
 static enum store_result maildir_move_new(struct store *, char *, size_t);
 static enum store_result maildir_scan(struct store *, char *, size_t);
+static int	 maildir_read_cur(struct store *, char *, size_t);
 static enum store_result maildir_uidl_from(struct store *, const char *,
 		    enum uidl_source, char *, size_t);
 static int	 maildir_add(struct store *, const char *, uint64_t, char *,
@@ -155,8 +187,14 @@ static int	 msg_vs(const struct store *, const struct msg *,
 		    const struct cache_key *);
 static const char *cache_number(const char *, const char *, char,
 		    uint64_t *);
+static char	*cache_fields(char *, size_t, uint64_t *, uint64_t *);
 static int	 cache_line(struct store *, char *, size_t, size_t *);
-static long	 cache_read(struct store *);
+static int	 cache_entry(struct store *, char *, size_t);
+static int	 hex_field(const char *, size_t, uint64_t *);
+static int	 cache_head(const char *, size_t, uint64_t *,
+		    struct timespec *);
+static long	 cache_read(struct store *, int, struct timespec *);
+static struct timespec cache_stamp(const struct store *);
 static int	 cache_write(struct store *);
 static uint64_t	 cache_sum(uint64_t, const char *, size_t);
 static int	 maildir_sizes(struct store *, char *, size_t);
@@ -202,6 +240,36 @@ name_cut(const char *name)
 }
 
 /*
+ * Room for n more messages and names of names octets more.  realloc()
+ * moves large buffers by remapping them, and the part not yet written
+ * costs no memory: room is cheap.  0, or -1 when out of memory.
+ */
+static int
+store_reserve(struct store *st, size_t n, size_t names)
+{
+	struct msg *msgs;
+	char *grown;
+
+	if (n > 0) {
+		if (n > SIZE_MAX / sizeof(*msgs) - st->cap ||
+		    (msgs = reallocarray(st->msgs, st->cap + n,
+		    sizeof(*msgs))) == NULL)
+			return -1;
+		st->msgs = msgs;
+		st->cap += n;
+	}
+	if (names > 0) {
+		if (names > NAMES_MAX - st->names_cap ||
+		    (grown = realloc(st->names, st->names_cap + names)) ==
+		    NULL)
+			return -1;
+		st->names = grown;
+		st->names_cap += names;
+	}
+	return 0;
+}
+
+/*
  * Give m the name s of len octets (a file name, perhaps followed by a NUL
  * and a UIDL), with m->time set from it: appended to the names buffer
  * without the digits the time keeps.  s must not point into that buffer,
@@ -210,22 +278,14 @@ name_cut(const char *name)
 static int
 msg_set_name(struct store *st, struct msg *m, const char *s, size_t len)
 {
-	size_t cut = name_cut(s), cap;
-	char *grown;
+	size_t cut = name_cut(s), more;
 
-	if (len - cut + 1 > NAMES_MAX - st->names_len)
-		return -1;
 	if (len - cut + 1 > st->names_cap - st->names_len) {
-		/* realloc() moves large buffers by remapping them; the
-		 * part not yet written costs no memory. */
-		cap = st->names_cap ? st->names_cap + st->names_cap / 2 :
-		    64 * 1024;
-		if (cap < st->names_len + len - cut + 1)
-			cap = st->names_len + len - cut + 1;
-		if ((grown = realloc(st->names, cap)) == NULL)
+		more = st->names_cap ? st->names_cap / 2 : 64 * 1024;
+		if (more < len - cut + 1 || more > NAMES_MAX - st->names_cap)
+			more = len - cut + 1;
+		if (store_reserve(st, 0, more) == -1)
 			return -1;
-		st->names = grown;
-		st->names_cap = cap;
 	}
 	m->time = name_time(s);
 	m->name = (uint32_t)st->names_len;
@@ -741,19 +801,14 @@ maildir_add(struct store *st, const char *name, uint64_t ino, char *err,
 {
 	char buf[NAME_MAX + 2 + 2 * MD5_DIGEST_LEN + 1];
 	const char *flags;
-	struct msg *m, *grown;
-	size_t base, i, ncap, len;
+	struct msg *m;
+	size_t base, i, len;
 	int r;
 
-	if (st->count == st->cap) {
-		ncap = st->cap ? st->cap + st->cap / 2 : 1024;
-		grown = reallocarray(st->msgs, ncap, sizeof(*st->msgs));
-		if (grown == NULL) {
-			log_errbuf(err, errlen, "out of memory");
-			return -1;
-		}
-		st->msgs = grown;
-		st->cap = ncap;
+	if (st->count == st->cap &&
+	    store_reserve(st, st->cap ? st->cap / 2 : 1024, 0) == -1) {
+		log_errbuf(err, errlen, "out of memory");
+		return -1;
 	}
 	m = &st->msgs[st->count];
 	memset(m, 0, sizeof(*m));
@@ -923,35 +978,29 @@ msg_vs(const struct store *st, const struct msg *m, const struct cache_key *k)
 	return base_vs(name, key);
 }
 
+/*
+ * The messages: from the size cache when cur/ has not changed since it
+ * was written (see CACHE_MAGIC), else from cur/ itself.
+ */
 static enum store_result
 maildir_scan(struct store *st, char *err, size_t errlen)
 {
-	struct dirent *de;
-	DIR *dir;
+	struct timespec stamp, now;
+	struct stat sb;
 
-	if ((dir = opendir_at(st->curfd)) == NULL) {
+	/* Its mtime before it is read: a change meanwhile makes it newer,
+	 * unless it comes in the same clock tick as the one before. */
+	if (fstat(st->curfd, &sb) == -1 ||
+	    clock_gettime(CLOCK_REALTIME, &now) == -1) {
 		log_errbuf(err, errlen, "cur/: %s", strerror(errno));
 		return STORE_TEMP;
 	}
-	while ((errno = 0, de = readdir(dir)) != NULL) {
-		if (!maildir_regular(st->curfd, de)) {
-			if (de->d_type == DT_LNK)
-				st->skipped++;	/* never followed */
-			continue;
-		}
-		if (maildir_add(st, de->d_name, (uint64_t)de->d_ino, err,
-		    errlen) == -1) {
-			closedir(dir);
-			return STORE_TEMP;
-		}
-	}
-	if (errno != 0) {
-		log_errbuf(err, errlen, "cur/: %s", strerror(errno));
-		closedir(dir);
-		return STORE_TEMP;
-	}
-	closedir(dir);
-	if (maildir_sizes(st, err, errlen) == -1)
+	if (sb.st_mtim.tv_sec > 0 &&
+	    now.tv_sec - sb.st_mtim.tv_sec >= CACHE_TRUST)
+		st->listed = sb.st_mtim;
+	/* Expiry looks at each message: only a read of cur/ does that. */
+	if ((st->expire_before != 0 || cache_read(st, 1, &stamp) == -1) &&
+	    maildir_read_cur(st, err, errlen) == -1)
 		return STORE_TEMP;
 	if (st->count > 0 && st->count < st->cap) {
 		struct msg *fit = reallocarray(st->msgs, st->count,
@@ -963,6 +1012,38 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 		}
 	}
 	return STORE_OK;
+}
+
+/* Read cur/ and size its messages.  0 or -1. */
+static int
+maildir_read_cur(struct store *st, char *err, size_t errlen)
+{
+	struct dirent *de;
+	DIR *dir;
+
+	if ((dir = opendir_at(st->curfd)) == NULL) {
+		log_errbuf(err, errlen, "cur/: %s", strerror(errno));
+		return -1;
+	}
+	while ((errno = 0, de = readdir(dir)) != NULL) {
+		if (!maildir_regular(st->curfd, de)) {
+			if (de->d_type == DT_LNK)
+				st->skipped++;	/* never followed */
+			continue;
+		}
+		if (maildir_add(st, de->d_name, (uint64_t)de->d_ino, err,
+		    errlen) == -1) {
+			closedir(dir);
+			return -1;
+		}
+	}
+	if (errno != 0) {
+		log_errbuf(err, errlen, "cur/: %s", strerror(errno));
+		closedir(dir);
+		return -1;
+	}
+	closedir(dir);
+	return maildir_sizes(st, err, errlen);
 }
 
 /*
@@ -1073,33 +1154,49 @@ cache_number(const char *p, const char *end, char stop, uint64_t *v)
 }
 
 /*
- * Take the sizes from one cache line "base TAB inode TAB size LF" of len
- * octets, by a merge: the messages from *ip on and the lines are both in
- * message order.  0, or -1 when the line is malformed.
+ * The fields of a cache line "name TAB inode TAB size LF" of len octets:
+ * the name is NUL-terminated where its TAB was.  Its end, or NULL when the
+ * line is malformed.
+ */
+static char *
+cache_fields(char *line, size_t len, uint64_t *ino, uint64_t *size)
+{
+	const char *end = line + len, *p;
+	char *tab;
+
+	if ((tab = memchr(line, '\t', len)) == NULL || tab == line ||
+	    (p = cache_number(tab + 1, end, '\t', ino)) == NULL ||
+	    cache_number(p, end, '\n', size) == NULL)
+		return NULL;
+	*tab = '\0';
+	return tab;
+}
+
+/*
+ * Take the sizes from one cache line of len octets, by a merge: the
+ * messages from *ip on and the lines are both in message order.  0, or
+ * -1 when the line is malformed.
  */
 static int
 cache_line(struct store *st, char *line, size_t len, size_t *ip)
 {
-	const char *end = line + len, *p;
 	struct cache_key key;
 	uint64_t ino, size;
-	char *tab;
 	size_t i, k;
 	int c;
 
-	if ((tab = memchr(line, '\t', len)) == NULL || tab == line ||
-	    (p = cache_number(tab + 1, end, '\t', &ino)) == NULL ||
-	    cache_number(p, end, '\n', &size) == NULL)
+	if (cache_fields(line, len, &ino, &size) == NULL)
 		return -1;
-	*tab = '\0';
 	key.name = line;
-	key.len = (size_t)(tab - line);
+	key.len = store_maildir_colon(line);
+	line[key.len] = '\0';
 	key.cut = name_cut(line);
 	key.time = name_time(line);
 	for (i = *ip, c = -1; i < st->count &&
 	    (c = msg_vs(st, &st->msgs[i], &key)) < 0; i++)
 		;
 	*ip = i;
+	NAME_AHEAD(st, i + AHEAD);
 	for (k = i; c == 0; ) {
 		/* Another inode is another file now: measured again. */
 		if (st->msgs[k].ino == (uint32_t)ino) {
@@ -1112,27 +1209,108 @@ cache_line(struct store *st, char *line, size_t len, size_t *ip)
 }
 
 /*
- * Give the messages the sizes the cache knows.  Returns the number of
- * cache entries read, or -1 when the cache is missing, damaged or of
- * another version: then nothing is taken from it.  A damaged cache is
- * never half trusted: when its checksum does not match, every size taken
- * from it is dropped again.
+ * One cache line of len octets as the next message, when the cache is
+ * the listing.  0, or -1 when it is malformed, names no file of cur/ or
+ * is not after the one before.
+ */
+static int
+cache_entry(struct store *st, char *line, size_t len)
+{
+	char err[64];
+	uint64_t ino, size;
+	struct msg *m;
+	char *end;
+
+	if ((end = cache_fields(line, len, &ino, &size)) == NULL ||
+	    line[0] == '.' || memchr(line, '/', (size_t)(end - line)) ||
+	    memchr(line, '\0', (size_t)(end - line)) ||
+	    maildir_add(st, line, ino, err, sizeof(err)) != 0)
+		return -1;
+	m = &st->msgs[st->count - 1];
+	if (st->count > 1 && msg_cmp(st, m - 1, m) >= 0)
+		return -1;
+	m->size = size;
+	m->flags |= MSG_SIZED;
+	return 0;
+}
+
+/* n lower-case hex digits at p.  0, or -1. */
+static int
+hex_field(const char *p, size_t n, uint64_t *v)
+{
+	*v = 0;
+	for (; n > 0; p++, n--) {
+		if (*p >= '0' && *p <= '9')
+			*v = *v << 4 | (uint64_t)(*p - '0');
+		else if (*p >= 'a' && *p <= 'f')
+			*v = *v << 4 | (uint64_t)(*p - 'a' + 10);
+		else
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The header line of len octets (LF included): the checksum to expect
+ * and the stamp ({0, 0} for version 3).  The version, or -1.
+ */
+static int
+cache_head(const char *line, size_t len, uint64_t *sum,
+    struct timespec *stamp)
+{
+	static const char magic3[] = CACHE_MAGIC_3 " ";
+	static const char magic[] = CACHE_MAGIC " ";
+	uint64_t sec, nsec;
+
+	stamp->tv_sec = 0;
+	stamp->tv_nsec = 0;
+	if (len == sizeof(magic3) - 1 + 16 + 1 &&
+	    memcmp(line, magic3, sizeof(magic3) - 1) == 0 &&
+	    hex_field(line + sizeof(magic3) - 1, 16, sum) == 0)
+		return 3;
+	if (len != CACHE_HEAD || memcmp(line, magic, sizeof(magic) - 1) != 0 ||
+	    hex_field(line + sizeof(magic) - 1, 16, sum) == -1 ||
+	    line[sizeof(magic) - 1 + 16] != ' ' ||
+	    hex_field(line + sizeof(magic) + 16, 16, &sec) == -1 ||
+	    hex_field(line + sizeof(magic) + 32, 8, &nsec) == -1 ||
+	    sec > INT64_MAX || nsec > 999999999)
+		return -1;
+	stamp->tv_sec = (time_t)sec;
+	stamp->tv_nsec = (long)nsec;
+	return 4;
+}
+
+/*
+ * Read the cache.  To merge (list == 0): give the messages read from cur/
+ * the sizes it knows.  To list: the messages are its lines, if its stamp
+ * is st->listed, else nothing is read.  Returns the number of lines, or
+ * -1 when the cache is missing, damaged, of another version or, to list,
+ * stale: then nothing is taken from it.  A damaged cache is never half
+ * trusted: when its checksum does not match, every size (or message)
+ * taken from it is dropped again.  *stamp: the stamp it has.
  */
 static long
-cache_read(struct store *st)
+cache_read(struct store *st, int list, struct timespec *stamp)
 {
-	static const char magic[] = CACHE_MAGIC " ";
 	char buf[CACHE_BUF];
 	uint64_t sum = CACHE_SUM_INIT, want = 0;
 	size_t have = 0, pos, len, i = 0, k;
 	long entries = -1;	/* -1 until the header is read */
-	ssize_t n;
+	ssize_t n = 0;
+	struct stat sb;
 	char *lf;
-	int fd, bad = 0;
+	int fd, bad = 0, version = 0;
 
+	stamp->tv_sec = 0;
+	stamp->tv_nsec = 0;
 	fd = openat(st->dirfd, CACHE_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1)
 		return -1;
+	/* The names are in the file; lines are 40 octets and more. */
+	if (list && fstat(fd, &sb) == 0 && sb.st_size > 0 &&
+	    (uint64_t)sb.st_size < NAMES_MAX)
+		(void)store_reserve(st, (size_t)sb.st_size / 40,
+		    (size_t)sb.st_size);
 	while (!bad && (n = stream_read(fd, buf + have,
 	    sizeof(buf) - have)) > 0) {
 		have += (size_t)n;
@@ -1140,25 +1318,19 @@ cache_read(struct store *st)
 		    have - pos)) != NULL; pos += len) {
 			len = (size_t)(lf - (buf + pos)) + 1;
 			if (entries == -1) {
-				/* "pop3d-sizes 2 <16 hex digits>" */
-				bad = len != sizeof(magic) - 1 + 16 + 1 ||
-				    memcmp(buf + pos, magic,
-				    sizeof(magic) - 1) != 0;
-				for (k = sizeof(magic) - 1; !bad && k < len - 1;
-				    k++) {
-					char c = buf[pos + k];
-
-					bad = !((c >= '0' && c <= '9') ||
-					    (c >= 'a' && c <= 'f'));
-					want = want << 4 | (uint64_t)(c <= '9' ?
-					    c - '0' : c - 'a' + 10);
-				}
+				version = cache_head(buf + pos, len, &want,
+				    stamp);
+				bad = version == -1 || (list &&
+				    (version != 4 || stamp->tv_sec == 0 ||
+				    stamp->tv_sec != st->listed.tv_sec ||
+				    stamp->tv_nsec != st->listed.tv_nsec));
 				entries = 0;
 				continue;
 			}
 			sum = cache_sum(sum, buf + pos, len);
 			entries++;
-			bad = cache_line(st, buf + pos, len, &i) == -1;
+			bad = (list ? cache_entry(st, buf + pos, len) :
+			    cache_line(st, buf + pos, len, &i)) == -1;
 		}
 		/* The start of a line cut by the buffer's end moves to the
 		 * front; a line longer than the buffer is damage. */
@@ -1166,15 +1338,40 @@ cache_read(struct store *st)
 		have -= pos;
 		bad |= have == sizeof(buf);
 	}
+	if (version == 4) {
+		char t[16 + 8 + 1];
+
+		(void)snprintf(t, sizeof(t), "%016llx%08lx",
+		    (unsigned long long)stamp->tv_sec,
+		    (unsigned long)stamp->tv_nsec);
+		sum = cache_sum(sum, t, 16 + 8);
+	}
 	bad |= n == -1 || have != 0 || entries == -1;
 	close(fd);
 	if (bad || sum != want) {
 		/* Not one size from a damaged cache is kept. */
+		if (list) {
+			st->count = 0;
+			st->names_len = 0;
+		}
 		for (k = 0; k < st->count; k++)
 			st->msgs[k].flags &= (unsigned char)~MSG_SIZED;
 		return -1;
 	}
 	return entries;
+}
+
+/*
+ * The stamp for a cache of the messages read from cur/: its mtime before
+ * it was read, unless that was less than CACHE_TRUST seconds old or some
+ * file there was left out.  {0, 0} if not.
+ */
+static struct timespec
+cache_stamp(const struct store *st)
+{
+	struct timespec none = { 0, 0 };
+
+	return st->skipped > 0 ? none : st->listed;
 }
 
 /*
@@ -1184,7 +1381,9 @@ cache_read(struct store *st)
 static int
 cache_write(struct store *st)
 {
-	char tmp[64], head[64], line[NAME_MAX + 64], buf[NAME_MAX + 1];
+	char tmp[64], head[CACHE_HEAD + 1], line[NAME_MAX + 64];
+	char buf[NAME_MAX + 1], t[16 + 8 + 1];
+	struct timespec stamp = cache_stamp(st);
 	const char *name;
 	uint64_t sum = CACHE_SUM_INIT;
 	size_t i;
@@ -1199,23 +1398,31 @@ cache_write(struct store *st)
 			close(fd);
 		return -1;
 	}
-	n = snprintf(head, sizeof(head), CACHE_MAGIC " %016llx\n", 0ULL);
-	r = fwrite(head, 1, (size_t)n, fp) != (size_t)n;
+	memset(head, '0', CACHE_HEAD);	/* its place, written last */
+	r = fwrite(head, 1, CACHE_HEAD, fp) != CACHE_HEAD;
 	for (i = 0; i < st->count && !r; i++) {
 		name = msg_name(st, &st->msgs[i], buf);
-		n = snprintf(line, sizeof(line), "%.*s\t%lu\t%llu\n",
-		    (int)store_maildir_colon(name), name,
+		n = snprintf(line, sizeof(line), "%s\t%lu\t%llu\n", name,
 		    (unsigned long)st->msgs[i].ino,
 		    (unsigned long long)st->msgs[i].size);
-		if (n < 0 || (size_t)n >= sizeof(line))
-			continue;	/* the next login measures it again */
+		if (n < 0 || (size_t)n >= sizeof(line) ||
+		    strpbrk(name, "\t\n") != NULL) {
+			/* Measured again at the next login, which reads
+			 * cur/ for it. */
+			stamp.tv_sec = 0;
+			stamp.tv_nsec = 0;
+			continue;
+		}
 		sum = cache_sum(sum, line, (size_t)n);
 		r = fwrite(line, 1, (size_t)n, fp) != (size_t)n;
 	}
-	n = snprintf(head, sizeof(head), CACHE_MAGIC " %016llx\n",
-	    (unsigned long long)sum);
-	if (fflush(fp) != 0 || r ||
-	    pwrite(fd, head, (size_t)n, 0) != n) {
+	(void)snprintf(t, sizeof(t), "%016llx%08lx",
+	    (unsigned long long)stamp.tv_sec, (unsigned long)stamp.tv_nsec);
+	sum = cache_sum(sum, t, 16 + 8);
+	n = snprintf(head, sizeof(head), CACHE_MAGIC " %016llx %s\n",
+	    (unsigned long long)sum, t);
+	if (fflush(fp) != 0 || r || n != (int)CACHE_HEAD ||
+	    pwrite(fd, head, CACHE_HEAD, 0) != (ssize_t)CACHE_HEAD) {
 		fclose(fp);
 		(void)unlinkat(st->dirfd, tmp, 0);
 		return -1;
@@ -1257,12 +1464,13 @@ static int
 maildir_sizes(struct store *st, char *err, size_t errlen)
 {
 	char buf[NAME_MAX + 1];
+	struct timespec stamp, want;
 	const char *name;
 	size_t i, kept = 0, misses = 0;
 	long entries;
 
 	msg_sort(st, st->msgs, st->count, SORT_DEPTH);
-	entries = cache_read(st);
+	entries = cache_read(st, 0, &stamp);
 	for (i = 0; i < st->count; i++) {
 		struct msg *m = &st->msgs[i];
 
@@ -1284,8 +1492,10 @@ maildir_sizes(struct store *st, char *err, size_t errlen)
 		}
 		st->msgs[kept++] = *m;
 	}
+	want = cache_stamp(st);
 	if (misses > 0 || (entries != (long)kept && !(kept == 0 &&
-	    entries == -1))) {
+	    entries == -1)) || (entries >= 0 &&
+	    (stamp.tv_sec != want.tv_sec || stamp.tv_nsec != want.tv_nsec))) {
 		st->count = kept;
 		(void)cache_write(st);	/* a cache not written costs time only */
 	}
@@ -1476,6 +1686,7 @@ store_uidl(struct store *st, size_t i, size_t *len)
 	*len = m->uidl_len;
 	if (st->mbox)
 		return st->idx.v[i].uidl;
+	NAME_AHEAD(st, i + AHEAD);
 	p = msg_stored(st, m);
 	if (m->flags & MSG_UIDL_AFTER)
 		return p + strlen(p) + 1;

@@ -68,6 +68,26 @@ CAPA_AUTHORIZATION = {'TOP', 'USER', 'UIDL', 'RESP-CODES', 'PIPELINING',
 LIST_RE = re.compile(rb'\+OK (\d+) (\d+)\r\n\Z')
 
 
+# The calls that open or look at a file by name.
+TOUCH_CALLS = 'open,openat,stat,newfstatat,statx,lstat'
+
+
+def cache_sum(h, data):
+    """The checksum of pop3d.sizes, taken line by line: FNV-1a's step on
+    eight octets at a time (in the machine's order), the high half folded
+    down."""
+    m = (1 << 64) - 1
+    whole = len(data) - len(data) % 8
+    for i in range(0, whole, 8):
+        h = ((h ^ int.from_bytes(data[i:i + 8], sys.byteorder)) *
+             0x100000001b3) & m
+        h ^= h >> 32
+    for b in data[whole:]:
+        h = ((h ^ b) * 0x100000001b3) & m
+        h ^= h >> 32
+    return h
+
+
 def msg(n):
     """A small distinct message."""
     return (b'From: sender%d@example.org\nSubject: message %d\n\n'
@@ -1037,21 +1057,150 @@ class SizeCacheTest(Pop3Test):
     def test_sizes_come_from_the_cache(self):
         self.assertEqual(self.sizes(), self.expected())
         self.assertTrue(os.path.exists(self.cache))
+        calls = self.traced_login(TOUCH_CALLS)
+        self.assertEqual([l for l in calls if any(n in l for n in self.names)],
+                         [], 'a later login touched messages')
+
+    def listing(self):
+        """LIST and UIDL of a login that retrieves nothing (a RETR would
+        rename the message at QUIT, a change to cur/)."""
+        s = self.box.open()
+        self.assertOk(s.cmd('LIST'))
+        sizes = s.multi()
+        uidls = self.uidls(s)
+        s.quit()
+        return sizes, uidls
+
+    def settle(self):
+        """cur/ as between two polls: unchanged for a minute."""
+        t = time.time() - 60
+        os.utime(os.path.join(self.box.maildir, 'cur'), (t, t))
+
+    def stamp(self):
+        with open(self.cache, 'rb') as f:
+            return f.readline().split()[3]
+
+    def traced_login(self, calls):
+        """Strace a LIST+UIDL login for the given calls; the lines."""
         if not shutil.which('strace'):
             self.skipTest('strace is not installed')
         trace = os.path.join(self.box.base, 'trace')
-        argv = ['strace', '-f', '-qq', '-e', 'trace=open,openat,stat,'
-                'newfstatat,statx,lstat', '-o', trace] + self.box.argv()
+        argv = ['strace', '-f', '-qq', '-e', 'trace=' + calls, '-o',
+                trace] + self.box.argv()
         self.box._own()
         r = subprocess.run(argv, input=b'USER alice\r\nPASS secret\r\n'
                            b'LIST\r\nUIDL\r\nQUIT\r\n',
                            capture_output=True, timeout=30)
         self.assertIn(b'+OK Bye', r.stdout)
         with open(trace) as f:
-            calls = [l for l in f if any(n in l for n in self.names)]
-        self.assertEqual(calls, [], 'a later login touched messages')
+            return f.readlines()
+
+    def write_cache(self, version, lines):
+        """Write a cache of version 3 or 4 (stamp: cur/'s mtime) with a
+        good checksum, as pop3d would."""
+        body = b''.join(l + b'\n' for l in lines)
+        h = 0xcbf29ce484222325
+        for l in lines:
+            h = cache_sum(h, l + b'\n')
+        if version == 3:
+            head = b'pop3d-sizes 3 %016x\n' % h
+        else:
+            st = os.stat(os.path.join(self.box.maildir, 'cur'))
+            stamp = b'%016x%08x' % (st.st_mtime_ns // 10**9,
+                                    st.st_mtime_ns % 10**9)
+            head = b'pop3d-sizes 4 %016x %s\n' % (
+                cache_sum(h, stamp), stamp)
+        with open(self.cache, 'wb') as f:
+            f.write(head + body)
+
+    def test_unchanged_cur_is_not_read(self):
+        first = self.listing()
+        self.settle()
+        self.assertEqual(self.stamp(), b'0' * 24)  # changed just before
+        self.assertEqual(self.listing(), first)
+        self.assertNotEqual(self.stamp(), b'0' * 24)
+        # The cache is the listing now: cur/ is not opened to be read.
+        calls = self.traced_login('openat,getdents64')
+        self.assertEqual([l for l in calls if '"."' in l], [])
+        self.assertEqual(self.listing(), first)
+
+    def test_every_change_to_cur_is_seen(self):
+        self.listing()
+        cur = os.path.join(self.box.maildir, 'cur')
+
+        def new_file():
+            self.box.deliver(b'Subject: put in cur\n\nhello\n',
+                             name='1700000100.M1P1.other:2,', sub='cur')
+
+        def flags():
+            name = self.box.listdir('cur')[0]
+            os.rename(os.path.join(cur, name), os.path.join(cur, name + 'F'))
+
+        def removed():
+            os.unlink(os.path.join(cur, self.box.listdir('cur')[1]))
+
+        def replaced():
+            name = self.box.listdir('cur')[2]
+            tmp = os.path.join(self.box.maildir, 'tmp', 'x')
+            with open(tmp, 'wb') as f:
+                f.write(b'Subject: replaced\n\n' + b'x\n' * 300)
+            os.rename(tmp, os.path.join(cur, name))
+
+        def new_mail():
+            self.box.deliver(b'Subject: new\n\nnew\n')
+
+        for change in (new_file, flags, removed, replaced, new_mail):
+            with self.subTest(change=change.__name__):
+                self.settle()
+                self.listing()
+                self.assertNotEqual(self.stamp(), b'0' * 24)
+                change()
+                seen = self.listing()
+                os.unlink(self.cache)
+                self.assertEqual(seen, self.listing())
+
+    def test_listing_cache_checked(self):
+        want = self.listing()
+        self.settle()
+        self.listing()
+        with open(self.cache, 'rb') as f:
+            lines = f.read().split(b'\n')[1:-1]
+        name, ino, size = lines[1].split(b'\t')
+        for bad in (
+                # Damaged: the checksum does not match.
+                lambda: open(self.cache, 'r+b').write(
+                    open(self.cache, 'rb').read().replace(
+                        b'\t' + size + b'\n', b'\t1' + size + b'\n')),
+                # Good checksums, but not a listing pop3d wrote.
+                lambda: self.write_cache(4, [lines[1], lines[0]] + lines[2:]),
+                lambda: self.write_cache(4, lines + [lines[-1]]),
+                lambda: self.write_cache(4, [b'../' + lines[0]] + lines[1:]),
+                lambda: self.write_cache(4, [b'.' + lines[0]] + lines[1:]),
+                lambda: self.write_cache(4, [b'a\tb\t' + lines[0]] +
+                                         lines[1:])):
+            with self.subTest(bad=bad):
+                bad()
+                self.assertEqual(self.listing(), want)
+                self.assertIn(b'pop3d-sizes 4 ', open(self.cache, 'rb').read())
+
+    def test_version_3_cache_sizes_are_kept(self):
+        want = self.listing()
+        with open(self.cache, 'rb') as f:
+            lines = f.read().split(b'\n')[1:-1]
+        self.write_cache(3, [l.split(b':')[0] + b'\t' + l.split(b'\t', 1)[1]
+                             for l in lines])
+        names = self.box.listdir('cur')
+        self.settle()
+        calls = self.traced_login(TOUCH_CALLS)
+        self.assertEqual([l for l in calls if any(n in l for n in names)], [],
+                         'the sizes of a version 3 cache were not taken')
+        self.assertEqual(self.listing(), want)
+        self.assertIn(b'pop3d-sizes 4 ', open(self.cache, 'rb').read())
 
     def test_damaged_cache_is_rebuilt(self):
+        self.assertEqual(self.sizes(), self.expected())
+        # The cache as a login writes it now (RETR added flags).
+        os.unlink(self.cache)
         self.assertEqual(self.sizes(), self.expected())
         with open(self.cache, 'rb') as f:
             good = f.read()
