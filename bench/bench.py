@@ -63,6 +63,9 @@ Servers take turns in every repetition; the table gives medians.  Copies
 made for a session are synced to disk before it is timed.
     1. login, STAT, LIST, UIDL, QUIT on 100k, first login: a fresh copy
        of the generated Maildir (server caches dropped); popa3d keeps none.
+       The floor of a Maildir server is reading every message file once
+       (open, read, close each: bench/readall.c), which an exact first
+       LIST needs.
     2. the same, later logins (caches kept, page cache warm).
     3. the same on 10k, later logins.
     4. RETR of the 64 MiB message: MB/s of reply octets from the RETR to
@@ -1097,6 +1100,7 @@ class Bench:
         self.reader = reader
         self.rows = []          # (label, unit, higher_is_better, {srv: [v]})
         self.rss = []           # (label, {srv: KiB})
+        self.floors = {}        # label: [ms], a row's floor
         self.notes = []         # errors that took a peer out
         self.failures = []
 
@@ -1165,9 +1169,34 @@ class Bench:
                 say('      %-8s %s' % (name, ' '.join(fmt(x, unit)
                                                      for x in v)))
 
+    def read_all(self, box):
+        """Milliseconds of bench/readall.c reading every message file of
+        box once (open, read to the end, close)."""
+        readall = os.path.join(DATA, 'work', 'readall')
+        if not os.path.exists(readall):
+            subprocess.run(['cc', '-O2', '-o', readall,
+                            os.path.join(ROOT, 'bench', 'readall.c')],
+                           check=True)
+        names = os.path.join(DATA, 'work', 'names-' + box.tag)
+        if not os.path.exists(names):
+            with open(names, 'wb') as f:
+                f.write(b''.join(os.fsencode(os.path.join(box.maildir, e[0]))
+                                 + b'\0' for e in box.entries[1:]))
+        with open(names, 'rb') as f:
+            t = time.perf_counter()
+            r = subprocess.run([readall], stdin=f)
+            t = time.perf_counter() - t
+        if r.returncode != 0:
+            raise SystemExit('readall failed on %s' % box.tag)
+        return t * 1000
+
     def login_workload(self, label, box, reps, first):
         values = {s.name: [] for s in self.active()}
+        if first:
+            self.floors[label] = []
         for _ in range(reps):
+            if first:
+                self.floors[label].append(self.read_all(box))
             for srv in self.active():
                 def one():
                     path = srv.fresh_first(box) if first else srv.warm[box.tag]
@@ -1182,6 +1211,10 @@ class Bench:
                     values[srv.name].append(res.span() * 1000)
                 self.attempt(srv, label, one)
         self.row(label, 'ms', False, values)
+        if first:
+            say('  %-44s %s' % ('  floor: read every message file once',
+                                fmt(statistics.median(self.floors[label]),
+                                    'ms')))
 
     def retr_workload(self, label, box, reps):
         expected = self.big_reply
@@ -1347,6 +1380,10 @@ def table(bench):
                          (status.get(n) or 'n/a').upper())
         cells.append(ratio_cell(values, higher, peers))
         lines.append(cells)
+        if label in bench.floors:
+            lines.append(['  floor: read every message file once',
+                          fmt(statistics.median(bench.floors[label]), 'ms')] +
+                         [''] * (len(names) - 1) + [''])
         if unit == 'MB/s' and hasattr(bench, 'ceiling'):
             lines.append(['  ceiling: cat of the reply into the same reader',
                           fmt(statistics.median(bench.ceiling), 'MB/s')] +
