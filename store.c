@@ -138,6 +138,8 @@ struct store {
 	struct timespec		 listed;	/* cur/'s mtime before it was
 						   read, or {0, 0} if it had
 						   changed just before */
+	uid_t			 euid;		/* the mail user: the owner
+						   of every message */
 };
 
 static enum store_result store_errno_result(int);
@@ -755,7 +757,7 @@ maildir_msg_size(struct store *st, const char *name, uint64_t *size)
 		return -1;
 	if (fstat(fd, &sb) == -1)
 		r = -1;
-	else if (!S_ISREG(sb.st_mode) || sb.st_uid != geteuid()) {
+	else if (!S_ISREG(sb.st_mode) || sb.st_uid != st->euid) {
 		errno = EPERM;
 		r = -1;
 	} else if (store_maildir_wsize(name, size) == 0) {
@@ -1534,7 +1536,7 @@ mbox_open(struct store *st, const char *path, char *err, size_t errlen)
 		log_errbuf(err, errlen, "%s is not a regular file", path);
 		return STORE_PERM;
 	}
-	if (sb.st_uid != geteuid()) {
+	if (sb.st_uid != st->euid) {
 		log_errbuf(err, errlen, "%s is owned by uid %lu, not by the "
 		    "mail user", path, (unsigned long)sb.st_uid);
 		return STORE_PERM;
@@ -1594,6 +1596,7 @@ store_open(struct store **stp, const char *path,
 		return STORE_TEMP;
 	}
 	st->dirfd = st->curfd = st->lockfd = st->mfd = -1;
+	st->euid = geteuid();
 	if (opts != NULL && opts->home != NULL)
 		(void)snprintf(st->home, sizeof(st->home), "%s", opts->home);
 	if (strncmp(path, "mbox:", 5) == 0) {
@@ -1797,7 +1800,7 @@ store_msg_open(struct store *st, size_t i, char *err, size_t errlen)
 		errno = EINVAL;
 		return -1;
 	}
-	if (sb.st_uid != geteuid()) {
+	if (sb.st_uid != st->euid) {
 		log_errbuf(err, errlen, "cur/%s: owned by uid %lu, not by the "
 		    "mail user", name, (unsigned long)sb.st_uid);
 		close(fd);
