@@ -807,8 +807,10 @@ maildir_add(struct store *st, const char *name, uint64_t ino, char *err,
 	size_t base, i, len;
 	int r;
 
+	/* Half as much room again, 1024 at least: cache_read() may have
+	 * reserved room for a single message, and half of that is none. */
 	if (st->count == st->cap &&
-	    store_reserve(st, st->cap ? st->cap / 2 : 1024, 0) == -1) {
+	    store_reserve(st, st->cap > 2048 ? st->cap / 2 : 1024, 0) == -1) {
 		log_errbuf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -1213,7 +1215,8 @@ cache_line(struct store *st, char *line, size_t len, size_t *ip)
 /*
  * One cache line of len octets as the next message, when the cache is
  * the listing.  0, or -1 when it is malformed, names no file of cur/ or
- * is not after the one before.
+ * is not after the one before.  A name longer than NAME_MAX is none, and
+ * maildir_add() has room for no more.
  */
 static int
 cache_entry(struct store *st, char *line, size_t len)
@@ -1224,6 +1227,7 @@ cache_entry(struct store *st, char *line, size_t len)
 	char *end;
 
 	if ((end = cache_fields(line, len, &ino, &size)) == NULL ||
+	    end - line > NAME_MAX ||
 	    line[0] == '.' || memchr(line, '/', (size_t)(end - line)) ||
 	    memchr(line, '\0', (size_t)(end - line)) ||
 	    maildir_add(st, line, ino, err, sizeof(err)) != 0)

@@ -1183,6 +1183,23 @@ class SizeCacheTest(Pop3Test):
                 self.assertEqual(self.listing(), want)
                 self.assertIn(b'pop3d-sizes 4 ', open(self.cache, 'rb').read())
 
+    def test_cache_of_an_empty_mailbox_then_mail(self):
+        # A cache with no lines (all mail deleted), then more mail than
+        # the room taken from the cache's size: the arrays grow.
+        s = self.box.open()
+        for i in range(1, len(self.msgs) + 1):
+            s.ok('DELE %d' % i)
+        s.quit()
+        self.settle()
+        self.assertEqual(self.listing(), ([], []))
+        self.assertEqual(open(self.cache, 'rb').read().count(b'\n'), 1)
+        self.msgs = [msg(i) for i in range(3000)]
+        for m in self.msgs:
+            self.box.deliver(m)
+        sizes, uidls = self.listing()
+        self.assertEqual([int(l.split()[1]) for l in sizes], self.expected())
+        self.assertEqual(len(set(uidls)), len(self.msgs))
+
     def test_version_3_cache_sizes_are_kept(self):
         want = self.listing()
         with open(self.cache, 'rb') as f:
@@ -1199,11 +1216,14 @@ class SizeCacheTest(Pop3Test):
 
     def test_damaged_cache_is_rebuilt(self):
         self.assertEqual(self.sizes(), self.expected())
-        # The cache as a login writes it now (RETR added flags).
+        # The cache as a login writes it now (RETR added flags), cur/
+        # unchanged since (a time that may be trusted, and stays).
+        self.settle()
         os.unlink(self.cache)
         self.assertEqual(self.sizes(), self.expected())
         with open(self.cache, 'rb') as f:
             good = f.read()
+        self.assertNotEqual(self.stamp(), b'0' * 24)
         lines = good.split(b'\n')
         wrong = [l.rsplit(b'\t', 1)[0] + b'\t7' if b'\t' in l else l
                  for l in lines]
