@@ -1,7 +1,11 @@
 /*
  * fuzz_common.c: helpers of the libFuzzer harnesses (see fuzz_common.h).
  */
+#include <sys/stat.h>
+
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +13,15 @@
 #include <unistd.h>
 
 #include "fuzz_common.h"
+
+/* Directories fuzz_tempdir() made, removed at exit. */
+#define TEMPDIRS	4
+#define TEMPDIR_LEN	4096
+
+static char	tempdirs[TEMPDIRS][TEMPDIR_LEN];
+static size_t	ntempdirs;
+
+static void	remove_tempdirs(void);
 
 void
 fuzz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
@@ -59,6 +72,82 @@ fuzz_tempfd(const char *tag)
 	FUZZ_CHECK(fd != -1, "mkstemp %s: %s", path, strerror(errno));
 	FUZZ_CHECK(unlink(path) == 0, "unlink %s: %s", path, strerror(errno));
 	return fd;
+}
+
+static void
+remove_tempdirs(void)
+{
+	size_t i;
+
+	for (i = 0; i < ntempdirs; i++)
+		fuzz_remove_tree(tempdirs[i]);
+}
+
+void
+fuzz_tempdir(const char *tag, char *buf, size_t len)
+{
+	const char *dir = getenv("TMPDIR");
+	int n;
+
+	FUZZ_CHECK(ntempdirs < TEMPDIRS, "more than %d directories", TEMPDIRS);
+	if (dir == NULL || dir[0] == '\0')
+		dir = "/tmp";
+	n = snprintf(buf, len, "%s/pop3d-fuzz-%s.XXXXXX", dir, tag);
+	FUZZ_CHECK(n > 0 && (size_t)n < len && (size_t)n < TEMPDIR_LEN,
+	    "%s: too long", dir);
+	FUZZ_CHECK(mkdtemp(buf) != NULL, "mkdtemp %s: %s", buf,
+	    strerror(errno));
+	memcpy(tempdirs[ntempdirs], buf, (size_t)n + 1);
+	if (ntempdirs++ == 0)
+		(void)atexit(remove_tempdirs);
+}
+
+void
+fuzz_remove_tree(const char *path)
+{
+	char sub[TEMPDIR_LEN];
+	struct dirent *de;
+	struct stat sb;
+	DIR *d;
+
+	if (lstat(path, &sb) == -1)
+		return;
+	if (!S_ISDIR(sb.st_mode) || (d = opendir(path)) == NULL) {
+		(void)unlink(path);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		fuzz_path(sub, sizeof(sub), path, de->d_name);
+		fuzz_remove_tree(sub);
+	}
+	(void)closedir(d);
+	(void)rmdir(path);
+}
+
+void
+fuzz_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	int n = snprintf(buf, len, "%s/%s", dir, name);
+
+	FUZZ_CHECK(n > 0 && (size_t)n < len, "%s/%s: too long", dir, name);
+}
+
+void
+fuzz_write_file(const char *dir, const char *name, const void *data,
+    size_t len)
+{
+	char path[TEMPDIR_LEN];
+	int fd;
+
+	fuzz_path(path, sizeof(path), dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	FUZZ_CHECK(fd != -1, "%s: %s", path, strerror(errno));
+	fuzz_rewrite(fd, data, len);
+	FUZZ_CHECK(close(fd) == 0, "%s: %s", path, strerror(errno));
 }
 
 void

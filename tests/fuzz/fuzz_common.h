@@ -1,11 +1,11 @@
 /*
  * fuzz_common.h: what the libFuzzer harnesses of pop3d share.
  *
- * Temporary files, a small deterministic random generator for split
- * points, and the removal of the stuffing dots; the growing buffer and
- * the references come from tests/ref.h, as in the unit tests.  Every
- * helper that fails aborts, which libFuzzer reports as a crash with the
- * input that caused it.
+ * Temporary files and directories, a small deterministic random
+ * generator for split points, and the removal of the stuffing dots; the
+ * growing buffer and the references come from tests/ref.h, as in the
+ * unit tests.  Every helper that fails aborts, which libFuzzer reports
+ * as a crash with the input that caused it.
  */
 #ifndef FUZZ_COMMON_H
 #define FUZZ_COMMON_H
@@ -38,6 +38,19 @@ int	fuzz_tempfd(const char *tag);
 void	fuzz_rewrite(int fd, const void *data, size_t len);
 /* Read all of fd from offset 0 into b (replacing its contents). */
 void	fuzz_readall(int fd, struct tbuf *b);
+
+/*
+ * A directory made for this process in $TMPDIR or /tmp, its path into buf
+ * (len octets), removed with all it holds when the process exits.
+ */
+void	fuzz_tempdir(const char *tag, char *buf, size_t len);
+/* rm -r path, symbolic links not followed; nothing if it is missing. */
+void	fuzz_remove_tree(const char *path);
+/* dir/name into buf (len octets). */
+void	fuzz_path(char *buf, size_t len, const char *dir, const char *name);
+/* Make dir/name hold exactly len octets of data (mode 0600). */
+void	fuzz_write_file(const char *dir, const char *name, const void *data,
+	    size_t len);
 
 /* xorshift32, seeded from the input: split points that reproduce. */
 uint32_t fuzz_rng(uint32_t *);

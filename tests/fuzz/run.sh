@@ -5,8 +5,8 @@
 #	sh tests/fuzz/run.sh [SECONDS] [HARNESS ...]
 #
 # SECONDS defaults to 60 (0 runs each seed corpus once, as a regression
-# test); the harnesses are session, stream, passwd, mbox and sasl, all of
-# them unless some are named (or listed in $FUZZ_ONLY).
+# test); the harnesses are session, stream, passwd, mbox, sasl and cache,
+# all of them unless some are named (or listed in $FUZZ_ONLY).
 # Everything is built into tests/fuzz/build/, where each harness works on
 # a copy of its seed corpus (tests/fuzz/corpus/NAME/) that keeps what it
 # finds between runs.  Prints the executions and coverage of each run, and
@@ -22,7 +22,7 @@ top=$(cd "$here/../.." && pwd)
 build=$here/build
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-harnesses=${*:-${FUZZ_ONLY:-session stream passwd mbox sasl}}
+harnesses=${*:-${FUZZ_ONLY:-session stream passwd mbox sasl cache}}
 cc=${FUZZ_CC:-clang}
 
 case $secs in
