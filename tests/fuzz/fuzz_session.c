@@ -80,10 +80,6 @@ struct fixture_msg {
 int	LLVMFuzzerInitialize(int *, char ***);
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-static void	path_of(char *, const char *, const char *);
-static void	write_file(const char *, const char *, const char *);
-static void	remove_tree(const char *);
-static void	cleanup(void);
 static void	empty_dir(const char *);
 static void	restore_maildir(void);
 static size_t	count_messages(void);
@@ -125,61 +121,6 @@ static struct session_config cfg;
 /* When the running session started (now_seconds()), or 0. */
 static atomic_long session_start;
 
-static void
-path_of(char *buf, const char *dir, const char *name)
-{
-	int n = snprintf(buf, PATH_LEN, "%s/%s", dir, name);
-
-	FUZZ_CHECK(n > 0 && n < PATH_LEN, "%s/%s: too long", dir, name);
-}
-
-static void
-write_file(const char *dir, const char *name, const char *text)
-{
-	char path[PATH_LEN];
-	size_t len = strlen(text);
-	int fd;
-
-	path_of(path, dir, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	FUZZ_CHECK(fd != -1, "%s: %s", path, strerror(errno));
-	FUZZ_CHECK(write(fd, text, len) == (ssize_t)len, "%s: %s", path,
-	    strerror(errno));
-	FUZZ_CHECK(close(fd) == 0, "%s: %s", path, strerror(errno));
-}
-
-/* rm -r dir, symbolic links not followed. */
-static void
-remove_tree(const char *dir)
-{
-	char path[PATH_LEN];
-	struct dirent *de;
-	struct stat sb;
-	DIR *d;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		path_of(path, dir, de->d_name);
-		if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-			remove_tree(path);
-		else
-			(void)unlink(path);
-	}
-	(void)closedir(d);
-	(void)rmdir(dir);
-}
-
-static void
-cleanup(void)
-{
-	if (top[0] != '\0')
-		remove_tree(top);
-}
-
 /* Remove what dir holds, directories but cur, new and tmp included. */
 static void
 empty_dir(const char *dir)
@@ -195,14 +136,14 @@ empty_dir(const char *dir)
 		if (strcmp(de->d_name, ".") == 0 ||
 		    strcmp(de->d_name, "..") == 0)
 			continue;
-		path_of(path, dir, de->d_name);
+		fuzz_path(path, sizeof(path), dir, de->d_name);
 		if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
 			if (strcmp(de->d_name, "cur") == 0 ||
 			    strcmp(de->d_name, "new") == 0 ||
 			    strcmp(de->d_name, "tmp") == 0)
 				empty_dir(path);
 			else
-				remove_tree(path);
+				fuzz_remove_tree(path);
 		} else
 			FUZZ_CHECK(unlink(path) == 0, "%s: %s", path,
 			    strerror(errno));
@@ -219,13 +160,14 @@ restore_maildir(void)
 
 	empty_dir(maildir);
 	for (i = 0; i < NMESSAGES; i++) {
-		path_of(sub, maildir, messages[i].dir);
+		fuzz_path(sub, sizeof(sub), maildir, messages[i].dir);
 		if (mkdir(sub, 0700) == -1)
 			FUZZ_CHECK(errno == EEXIST, "%s: %s", sub,
 			    strerror(errno));
-		write_file(sub, messages[i].name, messages[i].text);
+		fuzz_write_file(sub, messages[i].name, messages[i].text,
+		    strlen(messages[i].text));
 	}
-	path_of(sub, maildir, "tmp");
+	fuzz_path(sub, sizeof(sub), maildir, "tmp");
 	if (mkdir(sub, 0700) == -1)
 		FUZZ_CHECK(errno == EEXIST, "%s: %s", sub, strerror(errno));
 }
@@ -241,7 +183,7 @@ count_messages(void)
 	DIR *d;
 
 	for (i = 0; i < 2; i++) {
-		path_of(sub, maildir, subs[i]);
+		fuzz_path(sub, sizeof(sub), maildir, subs[i]);
 		d = opendir(sub);
 		FUZZ_CHECK(d != NULL, "%s: %s", sub, strerror(errno));
 		while ((de = readdir(d)) != NULL)
@@ -273,7 +215,6 @@ become_root(void)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *tmp = getenv("TMPDIR");
 	struct passwd *pw;
 	pthread_t tid;
 	struct tbuf conv = { 0 }, plain = { 0 };
@@ -294,13 +235,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		user_uid = getuid();
 		user_gid = getgid();
 	}
-	n = snprintf(top, sizeof(top), "%s/pop3d-fuzz-session.XXXXXX",
-	    tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-	FUZZ_CHECK(n > 0 && (size_t)n < sizeof(top), "TMPDIR too long");
-	FUZZ_CHECK(mkdtemp(top) != NULL, "mkdtemp: %s", strerror(errno));
-	(void)atexit(cleanup);
-	path_of(maildir, top, "Maildir");
-	path_of(passwd, top, "passwd");
+	fuzz_tempdir("session", top, sizeof(top));
+	fuzz_path(maildir, sizeof(maildir), top, "Maildir");
+	fuzz_path(passwd, sizeof(passwd), top, "passwd");
 	FUZZ_CHECK(mkdir(maildir, 0700) == 0, "%s: %s", maildir,
 	    strerror(errno));
 
@@ -324,7 +261,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    (unsigned long)user_uid, (unsigned long)user_gid,
 	    (unsigned long)user_uid, (unsigned long)user_gid, top);
 	FUZZ_CHECK(n > 0 && (size_t)n < sizeof(buf), "passwd too long");
-	write_file(top, "passwd", buf);
+	fuzz_write_file(top, "passwd", buf, (size_t)n);
 	if (as_root) {
 		FUZZ_CHECK(chown(top, user_uid, user_gid) == 0 &&
 		    chown(maildir, user_uid, user_gid) == 0 &&
