@@ -12,8 +12,13 @@
 #include "pop3d.h"
 #include "stream.h"
 
-/* Octets the sizer counts LFs in at a time (see stream_size_feed()). */
-#define SIZE_BLOCK	64
+/*
+ * The sizer counts bare LFs in lanes of octet counters, a row of lanes
+ * at a time, and adds the lanes up before one could overflow: compilers
+ * turn a row into one vector compare and add.
+ */
+#define SIZE_LANES	16
+#define SIZE_ROWS	255
 
 static int	stream_line_end(struct stream *);
 static int	stream_feed_direct(struct stream *, const char *, const char *);
@@ -209,8 +214,8 @@ void
 stream_size_feed(struct stream_size *sz, const char *buf, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)buf;
-	unsigned int bare;
-	size_t i, j;
+	unsigned char lane[SIZE_LANES];
+	size_t i, j, row;
 
 	if (len == 0)
 		return;
@@ -218,13 +223,16 @@ stream_size_feed(struct stream_size *sz, const char *buf, size_t len)
 	sz->size += len;
 	if (p[0] == '\n' && !sz->prev_cr)
 		sz->size++;
-	/* Fixed-size blocks without branches, which compilers turn into
-	 * vector code: about four times faster than a memchr() per line. */
-	for (i = 1; i + SIZE_BLOCK <= len; i += SIZE_BLOCK) {
-		bare = 0;
-		for (j = 0; j < SIZE_BLOCK; j++)
-			bare += (p[i + j] == '\n') & (p[i + j - 1] != '\r');
-		sz->size += bare;
+	for (i = 1; len - i >= SIZE_LANES; ) {
+		memset(lane, 0, sizeof(lane));
+		for (row = 0; row < SIZE_ROWS && len - i >= SIZE_LANES; row++) {
+			for (j = 0; j < SIZE_LANES; j++)
+				lane[j] = (unsigned char)(lane[j] +
+				    ((p[i + j] == '\n') & (p[i + j - 1] != '\r')));
+			i += SIZE_LANES;
+		}
+		for (j = 0; j < SIZE_LANES; j++)
+			sz->size += lane[j];
 	}
 	for (; i < len; i++)
 		sz->size += (p[i] == '\n') & (p[i - 1] != '\r');

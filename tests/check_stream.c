@@ -25,6 +25,9 @@
 /* Random inputs: how many, and how long at most. */
 #define RANDOM_CASES	4000
 #define RANDOM_LEN	48
+/* Long messages for the sizer: a few of its 4080-octet rows. */
+#define LONG_CASES	400
+#define LONG_LEN	(3 * 4080 + 37)	/* odd */
 
 struct conv_case {
 	const char	*in;
@@ -692,6 +695,45 @@ START_TEST(test_stream_random_size_and_round_trip)
 }
 END_TEST
 
+/*
+ * Long messages: the sizer counts in rows of lanes and adds them up every
+ * few thousand octets, so only long input reaches those sums.
+ */
+START_TEST(test_stream_size_long_messages)
+{
+	static char msg[LONG_LEN];
+	static const char alphabet[] = { 'a', '.', '\r', '\n' };
+	uint32_t seed = 0x9e3779b9u;
+	size_t len, cut[2], n, i;
+
+	/* Every octet a bare LF: each lane counts to its limit. */
+	memset(msg, '\n', sizeof(msg));
+	ck_assert_uint_eq(size_once(msg, sizeof(msg)), 2 * sizeof(msg));
+	/* CRLF pairs whose CR and LF fall in different lanes and rows. */
+	for (i = 0; i < sizeof(msg); i++)
+		msg[i] = i % 2 ? '\n' : '\r';
+	ck_assert_uint_eq(size_once(msg, sizeof(msg) - 1), sizeof(msg) - 1);
+	ck_assert_uint_eq(size_once(msg + 1, sizeof(msg) - 1),
+	    ref_size(msg + 1, sizeof(msg) - 1));
+
+	for (n = 0; n < LONG_CASES; n++) {
+		len = rng_next(&seed) % (sizeof(msg) + 1);
+		for (i = 0; i < len; i++)
+			msg[i] = alphabet[rng_next(&seed) % (n % 2 ? 4 : 2) +
+			    (n % 2 ? 0 : 2)];
+		ck_assert_msg(size_once(msg, len) == ref_size(msg, len),
+		    "case %zu: size %llu, want %llu", n,
+		    (unsigned long long)size_once(msg, len),
+		    (unsigned long long)ref_size(msg, len));
+		cut[0] = len ? rng_next(&seed) % (len + 1) : 0;
+		cut[1] = cut[0] + (len - cut[0] ?
+		    rng_next(&seed) % (len - cut[0] + 1) : 0);
+		ck_assert_msg(size_split(msg, len, cut, 2) == ref_size(msg, len),
+		    "case %zu: split size differs", n);
+	}
+}
+END_TEST
+
 /* Files. */
 
 START_TEST(test_stream_fd_large_file)
@@ -829,6 +871,7 @@ stream_suite(void)
 	tcase_add_test(tc, test_stream_random_matches_reference);
 	tcase_add_test(tc, test_stream_direct_matches_reference);
 	tcase_add_test(tc, test_stream_random_size_and_round_trip);
+	tcase_add_test(tc, test_stream_size_long_messages);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 
