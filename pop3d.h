@@ -58,7 +58,7 @@
  * chunks of this size. */
 #define OUT_BUF_SIZE		(128 * 1024)
 /* Read size when streaming or sizing a message file. */
-#define FILE_BUF_SIZE		(128 * 1024)
+#define FILE_BUF_SIZE		(64 * 1024)
 
 /* A path built from the mail spec. */
 #define PATH_MAX_POP3		4096

@@ -20,6 +20,9 @@
 #define SIZE_LANES	16
 #define SIZE_ROWS	255
 
+/* What TOP reads first: most headers fit. */
+#define TOP_FIRST_READ	4096
+
 static int	stream_line_end(struct stream *);
 static int	stream_feed_direct(struct stream *, const char *, const char *);
 
@@ -187,14 +190,18 @@ stream_fd_direct(int fd, long body_lines, stream_emit emit,
 {
 	struct stream st;
 	char buf[FILE_BUF_SIZE];
+	size_t want;
 	ssize_t n;
 
 	stream_init(&st, body_lines, emit, ctx);
 	if (reserve != NULL)
 		stream_direct(&st, reserve, commit);
+	/* TOP most often wants the header alone: read a little first. */
+	want = body_lines < 0 ? sizeof(buf) : TOP_FIRST_READ;
 	while (!stream_done(&st)) {
-		if ((n = stream_read(fd, buf, sizeof(buf))) == -1)
+		if ((n = stream_read(fd, buf, want)) == -1)
 			return -1;
+		want = sizeof(buf);
 		if (n == 0)
 			break;
 		if (stream_feed(&st, buf, (size_t)n) == -1)

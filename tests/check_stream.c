@@ -28,6 +28,8 @@
 /* Long messages for the sizer: a few of its 4080-octet rows. */
 #define LONG_CASES	400
 #define LONG_LEN	(3 * 4080 + 37)	/* odd */
+/* Past what TOP reads first (4096). */
+#define TOP_HEADER_LEN	4096
 
 struct conv_case {
 	const char	*in;
@@ -810,6 +812,40 @@ START_TEST(test_stream_fd_top)
 }
 END_TEST
 
+/*
+ * TOP reads a little of the file first: headers longer than that, with
+ * the blank line or a CRLF just across the first read, and a dot-stuffed
+ * body line after it.
+ */
+START_TEST(test_stream_fd_top_long_header)
+{
+	static char msg[3 * TOP_HEADER_LEN];
+	struct tbuf out = { 0 }, ref = { 0 };
+	size_t len = 0, end = TOP_HEADER_LEN - 3 + (size_t)_i;
+	long lines;
+	int fd;
+
+	while (len < end - 20)
+		len += (size_t)snprintf(msg + len, sizeof(msg) - len,
+		    "X-Header-%zu: some value\r\n", len);
+	while (len < end - 2)
+		msg[len++] = 'x';
+	memcpy(msg + len, "\r\n\r\n.body 1\nbody 2\n", 19);
+	len += 19;
+	fd = temp_file(msg, len);
+	for (lines = 0; lines < 3; lines++) {
+		ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+		tbuf_reset(&out);
+		ck_assert_int_eq(stream_fd(fd, lines, tbuf_emit, &out), 0);
+		ref_convert(msg, len, lines, &ref);
+		expect_mem("TOP of a long header", &out, ref.data, ref.len);
+	}
+	(void)close(fd);
+	tbuf_free(&out);
+	tbuf_free(&ref);
+}
+END_TEST
+
 START_TEST(test_stream_fd_errors)
 {
 	uint64_t size;
@@ -879,6 +915,7 @@ stream_suite(void)
 	tcase_add_test(tc, test_stream_fd_large_file);
 	tcase_add_loop_test(tc, test_stream_fd_small_files, 0, nconv);
 	tcase_add_loop_test(tc, test_stream_fd_top, 0, ntop);
+	tcase_add_loop_test(tc, test_stream_fd_top_long_header, 0, 6);
 	tcase_add_test(tc, test_stream_fd_errors);
 	suite_add_tcase(s, tc);
 	return s;
