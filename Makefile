@@ -14,9 +14,9 @@ WARN = -std=c11 -Wall -Wextra -Werror -Wshadow -Wconversion \
 	-Wformat=2 -Wsign-compare -Werror=implicit-function-declaration
 HARDEN = -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 POP3D_CPPFLAGS = -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700
-POP3D_CFLAGS = -O2 -g $(WARN) $(HARDEN)
+POP3D_CFLAGS = -O2 -g -pthread $(WARN) $(HARDEN)
 POP3D_LDFLAGS = -pie -Wl,-z,relro,-z,now,-z,noexecstack
-LIBS = -lcrypt
+LIBS = -lcrypt -pthread
 
 ALL_CFLAGS = $(POP3D_CPPFLAGS) $(POP3D_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(POP3D_LDFLAGS) $(LDFLAGS)
@@ -55,7 +55,7 @@ deps:
 # The same tests built with AddressSanitizer and UBSan.
 check-asan sanitize:
 	$(MAKE) clean
-	$(MAKE) check POP3D_CFLAGS="-O1 -g $(WARN) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	$(MAKE) check POP3D_CFLAGS="-O1 -g -pthread $(WARN) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		POP3D_LDFLAGS="-fsanitize=address,undefined"
 	$(MAKE) clean
 

@@ -17,7 +17,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,24 @@
 #define MSG_TIME_CUT	0x20	/* the name's leading digits are left out
 				   of the buffer: they are the decimal
 				   number in time */
+#define MSG_UNSIZED	0x40	/* its size could not be read: size holds
+				   the errno */
+
+/*
+ * Sizing every message is most of a first login, spent opening and
+ * reading files while the client waits, so with more than one CPU a
+ * second thread sizes messages too.  The two take SIZE_BATCH messages
+ * at a time from a shared index, and each writes only to the messages
+ * it took; nothing else is shared.  Below SIZE_THREAD_MIN messages to
+ * size, a thread is not worth starting.
+ */
+#define SIZE_BATCH	32
+#define SIZE_THREAD_MIN	256
+
+struct sizer {
+	struct store	*st;
+	atomic_size_t	 next;
+};
 
 /*
  * The size cache in the Maildir: a header "pop3d-sizes 4 SUM STAMP" (16
@@ -200,6 +220,9 @@ static struct timespec cache_stamp(const struct store *);
 static int	 cache_write(struct store *);
 static uint64_t	 cache_sum(uint64_t, const char *, size_t);
 static int	 maildir_sizes(struct store *, char *, size_t);
+static void	 maildir_measure(struct store *);
+static void	 sizer_run(struct sizer *);
+static void	*sizer_thread(void *);
 static int	 path_put(char *, size_t, size_t *, const char *, size_t);
 static enum store_result mbox_open(struct store *, const char *, char *,
 		    size_t);
@@ -1471,31 +1494,30 @@ maildir_sizes(struct store *st, char *err, size_t errlen)
 {
 	char buf[NAME_MAX + 1];
 	struct timespec stamp, want;
-	const char *name;
 	size_t i, kept = 0, misses = 0;
 	long entries;
+	int e;
 
 	msg_sort(st, st->msgs, st->count, SORT_DEPTH);
 	entries = cache_read(st, 0, &stamp);
+	maildir_measure(st);
 	for (i = 0; i < st->count; i++) {
 		struct msg *m = &st->msgs[i];
 
-		if (!(m->flags & MSG_SIZED)) {
-			name = msg_name(st, m, buf);
-			if (maildir_msg_size(st, name, &m->size) == -1) {
-				if (errno == ENOENT)
-					continue;	/* gone: not served */
-				if (errno == ELOOP || errno == EPERM ||
-				    errno == EACCES) {
-					st->skipped++;	/* not served */
-					continue;
-				}
-				log_errbuf(err, errlen, "cur/%s: %s", name,
-				    strerror(errno));
-				return -1;
+		if (m->flags & MSG_UNSIZED) {
+			e = (int)m->size;
+			if (e == ENOENT)
+				continue;	/* gone: not served */
+			if (e == ELOOP || e == EPERM || e == EACCES) {
+				st->skipped++;	/* not served */
+				continue;
 			}
-			misses++;
+			log_errbuf(err, errlen, "cur/%s: %s",
+			    msg_name(st, m, buf), strerror(e));
+			return -1;
 		}
+		if (!(m->flags & MSG_SIZED))
+			misses++;
 		st->msgs[kept++] = *m;
 	}
 	want = cache_stamp(st);
@@ -1507,6 +1529,63 @@ maildir_sizes(struct store *st, char *err, size_t errlen)
 	}
 	st->count = kept;
 	return 0;
+}
+
+/* Size every message the cache did not give, in one or two threads. */
+static void
+maildir_measure(struct store *st)
+{
+	struct sizer z;
+	sigset_t all, old;
+	pthread_t t;
+	size_t i, todo = 0;
+	int two = 0;
+
+	z.st = st;
+	atomic_init(&z.next, 0);
+	for (i = 0; i < st->count; i++)
+		todo += !(st->msgs[i].flags & MSG_SIZED);
+	if (todo >= SIZE_THREAD_MIN && sysconf(_SC_NPROCESSORS_ONLN) > 1) {
+		/* Signals stay with the main thread. */
+		(void)sigfillset(&all);
+		if (pthread_sigmask(SIG_BLOCK, &all, &old) == 0) {
+			two = pthread_create(&t, NULL, sizer_thread, &z) == 0;
+			(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+		}
+	}
+	sizer_run(&z);
+	if (two)
+		(void)pthread_join(t, NULL);
+}
+
+static void
+sizer_run(struct sizer *z)
+{
+	struct store *st = z->st;
+	char buf[NAME_MAX + 1];
+	struct msg *m;
+	size_t i, end;
+
+	while ((i = atomic_fetch_add(&z->next, SIZE_BATCH)) < st->count) {
+		end = st->count - i > SIZE_BATCH ? i + SIZE_BATCH : st->count;
+		for (; i < end; i++) {
+			m = &st->msgs[i];
+			if (m->flags & MSG_SIZED)
+				continue;
+			if (maildir_msg_size(st, msg_name(st, m, buf),
+			    &m->size) == -1) {
+				m->size = (uint64_t)errno;
+				m->flags |= MSG_UNSIZED;
+			}
+		}
+	}
+}
+
+static void *
+sizer_thread(void *z)
+{
+	sizer_run(z);
+	return NULL;
 }
 
 /*

@@ -1112,6 +1112,65 @@ class SizeCacheTest(Pop3Test):
         self.assertEqual([l for l in calls if '"."' in l], [])
         self.assertEqual(self.listing(), first)
 
+    def test_first_login_of_many_sizes_every_message(self):
+        """Hundreds of messages to size at a first login are read in two
+        threads where there is more than one CPU: every size is right,
+        and files not owned by the mail user are left out wherever they
+        are in the listing."""
+        def many(i):
+            m = msg(i) * (i % 9 + 1)
+            if i % 4 == 1:
+                m = m.replace(b'\n', b'\r\n')
+            elif i % 4 == 2:
+                m += b'.a dot line\nno final newline'
+            elif i % 4 == 3:
+                m += b'\n..\n\n'
+            if i % 150 == 0:
+                m += b'a line of a message larger than one read\n' * 2000
+            return m
+        msgs = self.msgs + [many(i) for i in range(600)]
+        names = self.names + [
+            self.box.deliver(m, name='%d.M%dP1.many:2,' % (1700001000 + i, i),
+                             sub='cur') for i, m in enumerate(msgs[5:])]
+        cur = os.path.join(self.box.maildir, 'cur')
+        foreign = (12, 305, len(msgs) - 1)
+
+        def disown():
+            for k in foreign:
+                os.chown(os.path.join(cur, names[k]), 0, 0)
+
+        # The first login, traced for the threads it starts.
+        trace = os.path.join(self.box.base, 'trace')
+        strace = ['strace', '-f', '-qq', '-e', 'trace=clone,clone3', '-o',
+                  trace] if shutil.which('strace') else []
+        self.box._own()
+        disown()
+        r = subprocess.run(strace + self.box.argv(),
+                           input=b'USER alice\r\nPASS secret\r\nQUIT\r\n',
+                           capture_output=True, timeout=60)
+        self.assertIn(b'+OK Logged in, %d messages' % (len(msgs) - 3),
+                      r.stdout)
+        self.assertIn(b'3 files in cur/ not served', r.stderr)
+        if strace:
+            with open(trace) as f:
+                threads = [l for l in f if 'clone' in l]
+            self.assertEqual(len(threads), 1 if os.cpu_count() > 1 else 0,
+                             threads)
+        # The sizes the first login measured are in the cache now.
+        s = self.box.start()
+        disown()
+        s.login()
+        self.assertOk(s.cmd('LIST'))
+        served = [i for i in range(len(msgs)) if i not in foreign]
+        self.assertEqual([int(l.split()[1]) for l in s.multi()],
+                         [len(convert(msgs[i])) for i in served])
+        self.assertEqual(self.uidls(s), [names[i].split(':')[0]
+                                         for i in served])
+        for n in (1, 14, 151, 302, len(served)):
+            self.assertEqual(self.retr(s, n), wire(msgs[served[n - 1]]))
+        s.quit()
+        self.assertIn(b'3 files in cur/ not served', self.box.log())
+
     def test_every_change_to_cur_is_seen(self):
         self.listing()
         cur = os.path.join(self.box.maildir, 'cur')

@@ -1019,6 +1019,28 @@ class ShimTest(FaultTest):
         self.assertNothingLost(self.contents, self.names)
         self.assertServes(self.contents, self.names)
 
+    def test_eio_reading_one_of_many_at_first_login(self):
+        """Hundreds of messages to size are read in two threads where
+        there is more than one CPU; a read error in either still refuses
+        the login, names the file and changes nothing."""
+        self.contents += [small(i) for i in range(5, 600)]
+        self.names += [self.box.deliver(data, name_of(i), 'cur') for i, data
+                       in enumerate(self.contents[5:], 5)]
+        bad = self.names[450].encode()
+        s = self.box.start(env=self.env('read', path='/cur/' + bad.decode()))
+        s.ok('USER alice')
+        self.assertEqual(s.cmd('PASS secret'), b'-ERR [SYS/TEMP] Mailbox '
+                         b'cannot be opened, try again later\r\n')
+        self.assertEqual(s.wait(), 75)
+        self.assertInjected(s, rb'^read \S+/cur/%s: Input/output error'
+                            % re.escape(bad))
+        self.assertIn(b'mailbox not opened: user=alice rip=local: cur/%s: '
+                      b'Input/output error' % bad,
+                      session_lines(self.box, s.pid))
+        self.assertFalse(os.path.exists(self.cache))
+        self.assertNothingLost(self.contents, self.names)
+        self.assertServes(self.contents, self.names)
+
     def test_eio_reading_cur_directory(self):
         s = self.box.start(env=self.env('readdir', path='/cur'))
         s.ok('USER alice')
