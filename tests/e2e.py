@@ -1153,7 +1153,7 @@ class SizeCacheTest(Pop3Test):
         self.assertIn(b'3 files in cur/ not served', r.stderr)
         if strace:
             with open(trace) as f:
-                threads = [l for l in f if 'clone' in l]
+                threads = [l for l in f if 'CLONE_THREAD' in l]
             self.assertEqual(len(threads), 1 if os.cpu_count() > 1 else 0,
                              threads)
         # The sizes the first login measured are in the cache now.
