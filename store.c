@@ -10,6 +10,8 @@
  * is allocated per message.
  * Only store_commit() removes anything.
  */
+#define _GNU_SOURCE		/* O_NOATIME: reading a message leaves its
+				   atime alone (msg_openat()) */
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -194,6 +196,7 @@ static int	 maildir_expire(struct store *, const char *);
 static enum store_result maildir_login_delay(struct store *, unsigned int,
 		    char *, size_t);
 static int	 maildir_msg_size(struct store *, const char *, uint64_t *);
+static int	 msg_openat(int, const char *);
 static int	 maildir_find_renamed(struct store *, struct msg *);
 static int	 maildir_seen_name(const char *, char *, size_t);
 static int	 msg_cmp(const struct store *, const struct msg *,
@@ -764,6 +767,26 @@ maildir_move_new(struct store *st, char *err, size_t errlen)
 }
 
 /*
+ * Open a message to read it.  Reading leaves its atime alone where the
+ * system can (O_NOATIME, allowed to the file's owner), so that no inode
+ * is written for it: the atime EXPIRE goes by is set at QUIT for the
+ * messages retrieved (store_commit()).  A file of another owner is
+ * opened as before, for the owner check to refuse it by name.
+ */
+static int
+msg_openat(int dirfd, const char *name)
+{
+#ifdef O_NOATIME
+	int fd;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+	if (fd != -1 || errno != EPERM)
+		return fd;
+#endif
+	return openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/*
  * The size of cur/NAME as POP3 sends it.  A ",W=" field gives it without
  * reading the message, but Dovecot and maildrop do not count the CRLF
  * that a last line without newline is sent with: the last octet says.
@@ -775,8 +798,7 @@ maildir_msg_size(struct store *st, const char *name, uint64_t *size)
 	int fd, r = 0, e;
 	char last;
 
-	fd = openat(st->curfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1)
+	if ((fd = msg_openat(st->curfd, name)) == -1)
 		return -1;
 	if (fstat(fd, &sb) == -1)
 		r = -1;
@@ -1868,10 +1890,10 @@ store_msg_open(struct store *st, size_t i, char *err, size_t errlen)
 	}
 
 	name = msg_name(st, m, buf);
-	fd = openat(st->curfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = msg_openat(st->curfd, name);
 	if (fd == -1 && errno == ENOENT && maildir_find_renamed(st, m) == 0) {
 		name = msg_name(st, m, buf);
-		fd = openat(st->curfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		fd = msg_openat(st->curfd, name);
 	}
 	if (fd == -1) {
 		log_errbuf(err, errlen, "cur/%s: %s", name, strerror(errno));

@@ -1044,6 +1044,27 @@ class ExpireTest(AuthCase):
         self.assertGreaterEqual(st.st_atime, t0 - 1)
         self.assertIn(other + ':2,', self.box.listdir('cur'))
 
+    def test_reading_leaves_the_atime_alone(self):
+        """Sizing messages at a first login and sending them with TOP
+        leave their atimes as they were, older than their ctimes as they
+        are (where a read would set them): EXPIRE goes by the time of the
+        last retrieval that ended in QUIT."""
+        names = [self.box.deliver(msg(i) * 50, '170000000%d.M%dP1.t:2,S'
+                                  % (i, i), 'cur') for i in range(1, 4)]
+        for n in names:
+            self.age(n, 3, 4)
+        before = [os.stat(os.path.join(self.box.maildir, 'cur', n)).st_atime
+                  for n in names]
+        s = self.box.open('alice', 'secret', '--expire', '5')
+        self.assertOk(s.cmd('LIST'))
+        s.multi()
+        for k in (1, 2, 3):
+            self.assertOk(s.cmd('TOP %d 2' % k))
+            s.multi()
+        s.quit()
+        self.assertEqual([os.stat(os.path.join(self.box.maildir, 'cur', n))
+                          .st_atime for n in names], before)
+
     def test_expire_0(self):
         a = self.box.deliver(msg(1))
         b = self.box.deliver(msg(2))
