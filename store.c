@@ -2021,7 +2021,7 @@ store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
 	const char *name;
 	struct stat sb;
 	struct msg *m;
-	size_t i;
+	size_t i, changed = 0;
 	int r, quota, sized;
 
 	if (st->mbox)
@@ -2044,6 +2044,8 @@ store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
 				    &sb, AT_SYMLINK_NOFOLLOW) == 0;
 				r = unlinkat(st->curfd, name, 0);
 			}
+			if (r == 0)
+				changed++;
 			if (r == 0 && sized) {
 				st->quota_bytes += sb.st_size;
 				st->quota_count++;
@@ -2058,13 +2060,17 @@ store_commit(struct store *st, size_t *failed, char *err, size_t errlen)
 			/* Best effort: a missing S flag loses nothing.  The
 			 * atime says when it was retrieved, for EXPIRE. */
 			if (maildir_seen_name(name, seen, sizeof(seen)) == 0 &&
-			    renameat(st->curfd, name, st->curfd, seen) == 0)
+			    renameat(st->curfd, name, st->curfd, seen) == 0) {
 				name = seen;
+				changed++;
+			}
 			(void)utimensat(st->curfd, name, retrieved, 0);
 		}
 	}
 	(void)quota_write(st);
-	if (fsync(st->curfd) == -1) {
+	/* What was removed or renamed is on disk before +OK; a session
+	 * that changed nothing in cur/ waits for no disk. */
+	if (changed > 0 && fsync(st->curfd) == -1) {
 		log_errbuf(err, errlen, "fsync cur/: %s", strerror(errno));
 		return -1;
 	}

@@ -1116,6 +1116,30 @@ class ShimTest(FaultTest):
         seen = self.assertNothingLost(self.contents, self.names, {1, 3})
         self.assertServes(self.contents, self.names, seen)
 
+    def test_quit_without_changes_waits_for_no_disk(self):
+        """cur/ is synced at QUIT only when something in it was removed
+        or renamed: a session that retrieved only messages seen already,
+        or nothing, gets +OK with every fsync failing."""
+        self.warm()
+        s = self.login()
+        self.retr(s, 1)
+        s.quit()
+        seen = sorted(os.listdir(self.cur))
+        for batch in ([], ['RETR 1']):
+            s = self.login(self.env('fsync'))
+            for c in batch:
+                self.assertOk(s.cmd(c))
+                s.multi()
+            self.assertOk(s.cmd('QUIT'))
+            self.assertEqual(s.wait(), 0)
+            self.assertEqual(shim_lines(self.box, s.pid), [])
+        self.assertEqual(sorted(os.listdir(self.cur)), seen)
+        # A first retrieval renames (the S flag): synced, and it fails.
+        s = self.login(self.env('fsync'))
+        self.retr(s, 2)
+        self.assertErr(s.cmd('QUIT'), b'-ERR [SYS/TEMP]')
+        self.assertInjected(s, rb'^fsync \S+/cur: Input/output error')
+
     def test_unlink_fails_at_quit(self):
         self.warm()
         s = self.login(self.env('unlinkat', 'EIO', path='/cur/', times=2))
