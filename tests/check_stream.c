@@ -109,6 +109,7 @@ static const struct top_case top_cases[] = {
 
 static uint32_t	rng_next(uint32_t *);
 static void	random_message(uint32_t *, char *, size_t *);
+static void	text_message(uint32_t *, char *, size_t, size_t *);
 static uint64_t	ref_size(const char *, size_t);
 static void	unstuff(const char *, size_t, struct tbuf *);
 static void	crlf_to_lf(const char *, size_t, struct tbuf *);
@@ -611,6 +612,29 @@ direct_emit(void *ctx, const char *buf, size_t len)
 	return tbuf_emit(((struct direct *)ctx)->out, buf, len);
 }
 
+/* Case n: msg sent whole straight into d's rooms, cut once at random,
+ * gives what the reference does. */
+static void
+direct_check(size_t n, const char *msg, size_t len, uint32_t *seed,
+    struct direct *d, struct tbuf *ref)
+{
+	struct stream st;
+	size_t cut;
+
+	ref_convert(msg, len, -1, ref);
+	tbuf_reset(d->out);
+	stream_init(&st, -1, direct_emit, d);
+	stream_direct(&st, direct_reserve, direct_commit);
+	cut = len ? rng_next(seed) % (len + 1) : 0;
+	ck_assert_int_eq(stream_feed(&st, msg, cut), 0);
+	ck_assert_int_eq(stream_feed(&st, msg + cut, len - cut), 0);
+	ck_assert_int_eq(stream_finish(&st), 0);
+	ck_assert_msg(d->out->len == ref->len &&
+	    memcmp(d->out->data, ref->data, ref->len) == 0,
+	    "case %zu (%zu octets) cut at %zu: differs from reference", n,
+	    len, cut);
+}
+
 /* RETR straight into the caller's buffer gives what the reference does,
  * however small the room and wherever the input is cut. */
 START_TEST(test_stream_direct_matches_reference)
@@ -619,22 +643,61 @@ START_TEST(test_stream_direct_matches_reference)
 	struct direct d = { &out, 0x2545f491u, { 0 } };
 	char msg[RANDOM_LEN];
 	uint32_t seed = 0x7f4a7c15u;
-	struct stream st;
-	size_t len, cut, n;
+	size_t len, n;
 
 	for (n = 0; n < RANDOM_CASES; n++) {
 		random_message(&seed, msg, &len);
-		ref_convert(msg, len, -1, &ref);
-		tbuf_reset(&out);
-		stream_init(&st, -1, direct_emit, &d);
-		stream_direct(&st, direct_reserve, direct_commit);
-		cut = len ? rng_next(&seed) % (len + 1) : 0;
-		ck_assert_int_eq(stream_feed(&st, msg, cut), 0);
-		ck_assert_int_eq(stream_feed(&st, msg + cut, len - cut), 0);
-		ck_assert_int_eq(stream_finish(&st), 0);
-		ck_assert_msg(out.len == ref.len &&
-		    memcmp(out.data, ref.data, ref.len) == 0,
-		    "case %zu cut at %zu: differs from reference", n, cut);
+		direct_check(n, msg, len, &seed, &d, &ref);
+	}
+	tbuf_free(&out);
+	tbuf_free(&ref);
+}
+END_TEST
+
+/*
+ * Text-like messages: lines of up to 40 letters, some starting with a
+ * dot, some ending in CRLF, the last one without LF at times.  Most
+ * sixteen-octet blocks of these take the block path (stream_block()),
+ * and every way in and out of it is met: an LF or a CR as a block's
+ * last octet, a dot as the next block's first, a slice ending anywhere.
+ */
+static void
+text_message(uint32_t *seed, char *buf, size_t max, size_t *len)
+{
+	size_t i = 0, n, want = rng_next(seed) % (max - 48);
+
+	while (i < want) {
+		if (rng_next(seed) % 8 == 0)
+			buf[i++] = '.';
+		for (n = rng_next(seed) % 41; n > 0; n--)
+			buf[i++] = (char)('a' + rng_next(seed) % 26);
+		if (rng_next(seed) % 4 == 0)
+			buf[i++] = '\r';
+		buf[i++] = '\n';
+	}
+	if (i > 0 && rng_next(seed) % 4 == 0)
+		i--;
+	*len = i;
+}
+
+START_TEST(test_stream_direct_long_messages)
+{
+	static char msg[LONG_LEN];
+	static const char alphabet[] = { 'a', '.', '\r', '\n' };
+	struct tbuf out = { 0 }, ref = { 0 };
+	struct direct d = { &out, 0x6a09e667u, { 0 } };
+	uint32_t seed = 0xbb67ae85u;
+	size_t len, n, i;
+
+	for (n = 0; n < LONG_CASES; n++) {
+		if (n % 4 == 3) {
+			len = rng_next(&seed) % sizeof(msg);
+			for (i = 0; i < len; i++)
+				msg[i] = alphabet[rng_next(&seed) % 16 < 13 ?
+				    0 : rng_next(&seed) % 4];
+		} else
+			text_message(&seed, msg, sizeof(msg), &len);
+		direct_check(n, msg, len, &seed, &d, &ref);
 	}
 	tbuf_free(&out);
 	tbuf_free(&ref);
@@ -906,6 +969,7 @@ stream_suite(void)
 	tc = tcase_create("random");
 	tcase_add_test(tc, test_stream_random_matches_reference);
 	tcase_add_test(tc, test_stream_direct_matches_reference);
+	tcase_add_test(tc, test_stream_direct_long_messages);
 	tcase_add_test(tc, test_stream_random_size_and_round_trip);
 	tcase_add_test(tc, test_stream_size_long_messages);
 	tcase_set_timeout(tc, 30);
