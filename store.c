@@ -1567,6 +1567,8 @@ maildir_measure(struct store *st)
 	atomic_init(&z.next, 0);
 	for (i = 0; i < st->count; i++)
 		todo += !(st->msgs[i].flags & MSG_SIZED);
+	if (todo == 0)
+		return;		/* the usual later login */
 	if (todo >= SIZE_THREAD_MIN && sysconf(_SC_NPROCESSORS_ONLN) > 1) {
 		/* Signals stay with the main thread. */
 		(void)sigfillset(&all);
