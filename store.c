@@ -167,7 +167,7 @@ struct store {
 static enum store_result store_errno_result(int);
 static int	 store_reserve(struct store *, size_t, size_t);
 static size_t	 name_cut(const char *);
-static size_t	 time_digits(uint32_t, char *);
+static size_t	 decimal(uint64_t, char *);
 static int	 msg_set_name(struct store *, struct msg *, const char *,
 		    size_t);
 static const char *msg_name(const struct store *, const struct msg *,
@@ -221,6 +221,7 @@ static int	 cache_head(const char *, size_t, uint64_t *,
 static long	 cache_read(struct store *, int, struct timespec *);
 static struct timespec cache_stamp(const struct store *);
 static int	 cache_write(struct store *);
+static int	 cache_put(int, const char *, size_t);
 static uint64_t	 cache_sum(uint64_t, const char *, size_t);
 static int	 maildir_sizes(struct store *, char *, size_t);
 static void	 maildir_measure(struct store *);
@@ -334,11 +335,11 @@ msg_stored(const struct store *st, const struct msg *m)
 	return st->names + m->name;
 }
 
-/* Write t in decimal to buf (at least 10 octets); its length. */
+/* Write t in decimal to buf, at most 20 octets; its length. */
 static size_t
-time_digits(uint32_t t, char *buf)
+decimal(uint64_t t, char *buf)
 {
-	char digits[10];
+	char digits[20];
 	size_t n = 0, k = 0;
 
 	do
@@ -359,7 +360,7 @@ msg_name(const struct store *st, const struct msg *m, char *buf)
 
 	if (!(m->flags & MSG_TIME_CUT))
 		return rest;
-	k = time_digits(m->time, buf);
+	k = decimal(m->time, buf);
 	/* At most NAME_MAX in all, as the name it was cut from. */
 	if ((len = strlen(rest)) > NAME_MAX - k)
 		len = NAME_MAX - k;
@@ -1432,56 +1433,82 @@ cache_stamp(const struct store *st)
 static int
 cache_write(struct store *st)
 {
-	char tmp[64], head[CACHE_HEAD + 1], line[NAME_MAX + 64];
-	char buf[NAME_MAX + 1], t[16 + 8 + 1];
+	char tmp[64], head[CACHE_HEAD + 1], buf[NAME_MAX + 1], t[16 + 8 + 1];
+	char out[CACHE_BUF];
 	struct timespec stamp = cache_stamp(st);
 	const char *name;
 	uint64_t sum = CACHE_SUM_INIT;
-	size_t i;
-	FILE *fp;
-	int fd, n, r = 0;
+	size_t i, have, len, n;
+	int fd, r = 0;
 
 	(void)snprintf(tmp, sizeof(tmp), "%s.%ld", CACHE_NAME, (long)getpid());
 	fd = openat(st->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
 	    O_CLOEXEC, 0600);
-	if (fd == -1 || (fp = fdopen(fd, "w")) == NULL) {
-		if (fd != -1)
-			close(fd);
+	if (fd == -1)
 		return -1;
-	}
-	memset(head, '0', CACHE_HEAD);	/* its place, written last */
-	r = fwrite(head, 1, CACHE_HEAD, fp) != CACHE_HEAD;
+	memset(out, '0', CACHE_HEAD);	/* the header's place, written last */
+	have = CACHE_HEAD;
 	for (i = 0; i < st->count && !r; i++) {
 		name = msg_name(st, &st->msgs[i], buf);
-		n = snprintf(line, sizeof(line), "%s\t%lu\t%llu\n", name,
-		    (unsigned long)st->msgs[i].ino,
-		    (unsigned long long)st->msgs[i].size);
-		if (n < 0 || (size_t)n >= sizeof(line) ||
-		    strpbrk(name, "\t\n") != NULL) {
+		len = strlen(name);
+		if (memchr(name, '\t', len) != NULL ||
+		    memchr(name, '\n', len) != NULL) {
 			/* Measured again at the next login, which reads
 			 * cur/ for it. */
 			stamp.tv_sec = 0;
 			stamp.tv_nsec = 0;
 			continue;
 		}
-		sum = cache_sum(sum, line, (size_t)n);
-		r = fwrite(line, 1, (size_t)n, fp) != (size_t)n;
+		/* The line: name TAB inode TAB size LF, at most NAME_MAX
+		 * + 1 + 10 + 1 + 20 + 1 octets. */
+		if (sizeof(out) - have < NAME_MAX + 33) {
+			r = cache_put(fd, out, have);
+			have = 0;
+		}
+		n = have;
+		memcpy(out + n, name, len);
+		n += len;
+		out[n++] = '\t';
+		n += decimal(st->msgs[i].ino, out + n);
+		out[n++] = '\t';
+		n += decimal(st->msgs[i].size, out + n);
+		out[n++] = '\n';
+		sum = cache_sum(sum, out + have, n - have);
+		have = n;
 	}
 	(void)snprintf(t, sizeof(t), "%016llx%08lx",
 	    (unsigned long long)stamp.tv_sec, (unsigned long)stamp.tv_nsec);
 	sum = cache_sum(sum, t, 16 + 8);
-	n = snprintf(head, sizeof(head), CACHE_MAGIC " %016llx %s\n",
+	n = (size_t)snprintf(head, sizeof(head), CACHE_MAGIC " %016llx %s\n",
 	    (unsigned long long)sum, t);
-	if (fflush(fp) != 0 || r || n != (int)CACHE_HEAD ||
-	    pwrite(fd, head, CACHE_HEAD, 0) != (ssize_t)CACHE_HEAD) {
-		fclose(fp);
+	if (r == 0)
+		r = cache_put(fd, out, have);
+	if (r == 0 && (n != CACHE_HEAD ||
+	    pwrite(fd, head, CACHE_HEAD, 0) != (ssize_t)CACHE_HEAD))
+		r = -1;
+	if (close(fd) == -1)
+		r = -1;
+	if (r == -1 || renameat(st->dirfd, tmp, st->dirfd, CACHE_NAME) == -1) {
 		(void)unlinkat(st->dirfd, tmp, 0);
 		return -1;
 	}
-	if (fclose(fp) != 0 ||
-	    renameat(st->dirfd, tmp, st->dirfd, CACHE_NAME) == -1) {
-		(void)unlinkat(st->dirfd, tmp, 0);
-		return -1;
+	return 0;
+}
+
+/* Write n octets at p to fd.  0 or -1. */
+static int
+cache_put(int fd, const char *p, size_t n)
+{
+	ssize_t k;
+
+	while (n > 0) {
+		if ((k = write(fd, p, n)) <= 0) {
+			if (k == -1 && errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += k;
+		n -= (size_t)k;
 	}
 	return 0;
 }
@@ -1803,7 +1830,7 @@ store_uidl(struct store *st, size_t i, size_t *len)
 	if (!(m->flags & MSG_TIME_CUT))
 		return p;
 	/* The first uidl_len octets of the name, which has them all. */
-	k = time_digits(m->time, st->namebuf);
+	k = decimal(m->time, st->namebuf);
 	if (k < *len)
 		memcpy(st->namebuf + k, p, *len - k);
 	return st->namebuf;
