@@ -2,7 +2,7 @@
  * store.c: Maildir mailboxes.
  *
  * At open the Maildir is locked with flock() on "pop3d.lock" in its
- * root, the mail in new/ is moved to cur/, and cur/ is read once: each
+ * root, cur/ is read once, and the mail in new/ is moved to cur/: each
  * message gets its number (by the delivery time that starts its name,
  * then by name), its size as POP3 sends it, and its UIDL (the unique
  * part of its name).  Names live in one buffer, without the delivery
@@ -66,21 +66,28 @@
 				   number in time */
 #define MSG_UNSIZED	0x40	/* its size could not be read: size holds
 				   the errno */
+#define MSG_NEW		0x80	/* still in new/, named without the ":2,"
+				   it gets in cur/ when it is sized */
 
 /*
  * Sizing every message is most of a first login, spent opening and
  * reading files while the client waits, so with more than one CPU a
- * second thread sizes messages too.  The two take SIZE_BATCH messages
- * at a time from a shared index, and each writes only to the messages
- * it took; nothing else is shared.  Below SIZE_THREAD_MIN messages to
- * size, a thread is not worth starting.
+ * second thread sizes messages too.  The messages are cut in batches of
+ * SIZE_BATCH; the second thread takes them from the front, the first
+ * from the back, where the messages from new/ are, which it moves to
+ * cur/ while the other sizes.  Each takes a batch by counting it in
+ * "taken", so the two never take the same, and each writes only to the
+ * messages it took; nothing else is shared.  Below SIZE_THREAD_MIN
+ * messages to move or size, a thread is not worth starting.
  */
 #define SIZE_BATCH	32
 #define SIZE_THREAD_MIN	256
 
 struct sizer {
 	struct store	*st;
-	atomic_size_t	 next;
+	int		 newfd;		/* new/ */
+	size_t		 batches;
+	atomic_size_t	 taken;
 };
 
 /*
@@ -185,9 +192,12 @@ static int	 quota_write(struct store *);
 static time_t	 monotonic_now(void);
 static int	 maildir_regular(int, const struct dirent *);
 static DIR	*opendir_at(int);
-static enum store_result maildir_move_new(struct store *, char *, size_t);
+static int	 maildir_rename(int, const char *, int, const char *);
+static enum store_result maildir_read_new(struct store *, int *, char *,
+		    size_t);
 static enum store_result maildir_scan(struct store *, char *, size_t);
-static int	 maildir_read_cur(struct store *, char *, size_t);
+static int	 maildir_read_cur(struct store *, long *, struct timespec *,
+		    char *, size_t);
 static enum store_result maildir_uidl_from(struct store *, const char *,
 		    enum uidl_source, char *, size_t);
 static int	 maildir_add(struct store *, const char *, uint64_t, char *,
@@ -223,9 +233,11 @@ static struct timespec cache_stamp(const struct store *);
 static int	 cache_write(struct store *);
 static int	 cache_put(int, const char *, size_t);
 static uint64_t	 cache_sum(uint64_t, const char *, size_t);
-static int	 maildir_sizes(struct store *, char *, size_t);
-static void	 maildir_measure(struct store *);
-static void	 sizer_run(struct sizer *);
+static int	 maildir_sizes(struct store *, int, size_t, long,
+		    const struct timespec *, char *, size_t);
+static void	 maildir_measure(struct store *, int);
+static void	 maildir_size_one(struct store *, int, struct msg *);
+static void	 sizer_run(struct sizer *, int);
 static void	*sizer_thread(void *);
 static int	 path_put(char *, size_t, size_t *, const char *, size_t);
 static enum store_result mbox_open(struct store *, const char *, char *,
@@ -729,34 +741,67 @@ opendir_at(int dirfd)
 	return dir;
 }
 
-/* Move new/NAME to cur/NAME:2, so that it is numbered from now on. */
+/*
+ * Rename from/NAME to to/TO, unless TO is there: a message in cur/ is
+ * never replaced by one from new/ that has the same name.
+ */
+static int
+maildir_rename(int from, const char *name, int to, const char *toname)
+{
+#ifdef RENAME_NOREPLACE
+	/* Where the file system cannot, a plain rename. */
+	if (renameat2(from, name, to, toname, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+#endif
+	return renameat(from, name, to, toname);
+}
+
+/*
+ * Add the messages in new/ after those of cur/, each as cur/NAME:2,, its
+ * name there, with MSG_NEW: maildir_size_one() moves it.  A name that
+ * has info already is moved at once, as it is.  *newfd is new/, left
+ * open for the moves.
+ */
 static enum store_result
-maildir_move_new(struct store *st, char *err, size_t errlen)
+maildir_read_new(struct store *st, int *newfd, char *err, size_t errlen)
 {
 	char to[NAME_MAX + 1];
 	struct dirent *de;
 	DIR *dir;
-	int newfd, n;
+	int n, r;
 
-	newfd = openat(st->dirfd, "new",
+	*newfd = openat(st->dirfd, "new",
 	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (newfd == -1 || (dir = fdopendir(newfd)) == NULL) {
+	if (*newfd == -1 || (dir = opendir_at(*newfd)) == NULL) {
 		log_errbuf(err, errlen, "new/: %s", strerror(errno));
-		if (newfd != -1)
-			close(newfd);
 		return store_errno_result(errno);
 	}
 	while ((errno = 0, de = readdir(dir)) != NULL) {
-		if (!maildir_regular(newfd, de))
+		if (!maildir_regular(*newfd, de))
 			continue;
-		if (strchr(de->d_name, ':') != NULL)
-			n = snprintf(to, sizeof(to), "%s", de->d_name);
-		else
+		if (strchr(de->d_name, ':') != NULL) {
+			/* Another process may have moved it first: then it
+			 * is served from the next login on. */
+			if (maildir_rename(*newfd, de->d_name, st->curfd,
+			    de->d_name) == -1)
+				continue;
+			r = maildir_add(st, de->d_name, (uint64_t)de->d_ino,
+			    err, errlen);
+		} else {
 			n = snprintf(to, sizeof(to), "%s:2,", de->d_name);
-		if (n < 0 || (size_t)n >= sizeof(to))
-			continue;
-		/* Another process may have moved it first: that is fine. */
-		(void)renameat(newfd, de->d_name, st->curfd, to);
+			if (n < 0 || (size_t)n >= sizeof(to))
+				continue;
+			r = maildir_add(st, to, (uint64_t)de->d_ino, err,
+			    errlen);
+			if (r == 0)
+				st->msgs[st->count - 1].flags |= MSG_NEW;
+		}
+		if (r == -1) {
+			closedir(dir);
+			return STORE_TEMP;
+		}
 	}
 	if (errno != 0) {
 		log_errbuf(err, errlen, "new/: %s", strerror(errno));
@@ -1030,13 +1075,18 @@ msg_vs(const struct store *st, const struct msg *m, const struct cache_key *k)
 
 /*
  * The messages: from the size cache when cur/ has not changed since it
- * was written (see CACHE_MAGIC), else from cur/ itself.
+ * was written (see CACHE_MAGIC), else from cur/ itself; then those in
+ * new/, which move to cur/ as they are sized.
  */
 static enum store_result
 maildir_scan(struct store *st, char *err, size_t errlen)
 {
 	struct timespec stamp, now;
 	struct stat sb;
+	enum store_result r;
+	size_t old;
+	long entries;
+	int newfd;
 
 	/* Its mtime before it is read: a change meanwhile makes it newer,
 	 * unless it comes in the same clock tick as the one before. */
@@ -1049,9 +1099,24 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 	    now.tv_sec - sb.st_mtim.tv_sec >= CACHE_TRUST)
 		st->listed = sb.st_mtim;
 	/* Expiry looks at each message: only a read of cur/ does that. */
-	if ((st->expire_before != 0 || cache_read(st, 1, &stamp) == -1) &&
-	    maildir_read_cur(st, err, errlen) == -1)
+	if ((st->expire_before != 0 ||
+	    (entries = cache_read(st, 1, &stamp)) == -1) &&
+	    maildir_read_cur(st, &entries, &stamp, err, errlen) == -1)
 		return STORE_TEMP;
+	old = st->count;
+	if ((r = maildir_read_new(st, &newfd, err, errlen)) == STORE_OK &&
+	    st->count > old) {
+		/* cur/ changes as they move in: no stamp from before. */
+		st->listed.tv_sec = 0;
+		st->listed.tv_nsec = 0;
+	}
+	if (r == STORE_OK && maildir_sizes(st, newfd, old, entries, &stamp,
+	    err, errlen) == -1)
+		r = STORE_TEMP;
+	if (newfd != -1)
+		close(newfd);
+	if (r != STORE_OK)
+		return r;
 	if (st->count > 0 && st->count < st->cap) {
 		struct msg *fit = reallocarray(st->msgs, st->count,
 		    sizeof(*st->msgs));
@@ -1064,9 +1129,13 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 	return STORE_OK;
 }
 
-/* Read cur/ and size its messages.  0 or -1. */
+/*
+ * Read cur/, in message order, with the sizes the cache knows; *entries
+ * and *stamp as cache_read() gives them.  0 or -1.
+ */
 static int
-maildir_read_cur(struct store *st, char *err, size_t errlen)
+maildir_read_cur(struct store *st, long *entries, struct timespec *stamp,
+    char *err, size_t errlen)
 {
 	struct dirent *de;
 	DIR *dir;
@@ -1093,7 +1162,9 @@ maildir_read_cur(struct store *st, char *err, size_t errlen)
 		return -1;
 	}
 	closedir(dir);
-	return maildir_sizes(st, err, errlen);
+	msg_sort(st, st->msgs, st->count, SORT_DEPTH);
+	*entries = cache_read(st, 0, stamp);
+	return 0;
 }
 
 /*
@@ -1534,22 +1605,28 @@ cache_sum(uint64_t h, const char *p, size_t n)
 }
 
 /*
- * The size of every message: from the cache where it knows the name,
- * else from the file (once: the cache is then written anew).  No message
- * file is opened or stat()ed when the cache knows them all.  0 or -1.
+ * Move and size the messages that need it, put those from new/, which
+ * follow the old ones of cur/, in their places, leave out those that
+ * cannot be served, and write the cache unless it says just what was
+ * found: it had entries lines and stamp (cache_read()).  0 or -1.
  */
 static int
-maildir_sizes(struct store *st, char *err, size_t errlen)
+maildir_sizes(struct store *st, int newfd, size_t old, long entries,
+    const struct timespec *stamp, char *err, size_t errlen)
 {
 	char buf[NAME_MAX + 1];
-	struct timespec stamp, want;
+	struct timespec want;
 	size_t i, kept = 0, misses = 0;
-	long entries;
 	int e;
 
-	msg_sort(st, st->msgs, st->count, SORT_DEPTH);
-	entries = cache_read(st, 0, &stamp);
-	maildir_measure(st);
+	maildir_measure(st, newfd);
+	if (st->count > old) {
+		/* Mostly later than all in cur/: sorted as they are. */
+		msg_sort(st, st->msgs + old, st->count - old, SORT_DEPTH);
+		if (old > 0 &&
+		    msg_cmp(st, &st->msgs[old], &st->msgs[old - 1]) < 0)
+			msg_sort(st, st->msgs, st->count, SORT_DEPTH);
+	}
 	for (i = 0; i < st->count; i++) {
 		struct msg *m = &st->msgs[i];
 
@@ -1572,7 +1649,7 @@ maildir_sizes(struct store *st, char *err, size_t errlen)
 	want = cache_stamp(st);
 	if (misses > 0 || (entries != (long)kept && !(kept == 0 &&
 	    entries == -1)) || (entries >= 0 &&
-	    (stamp.tv_sec != want.tv_sec || stamp.tv_nsec != want.tv_nsec))) {
+	    (stamp->tv_sec != want.tv_sec || stamp->tv_nsec != want.tv_nsec))) {
 		st->count = kept;
 		(void)cache_write(st);	/* a cache not written costs time only */
 	}
@@ -1580,9 +1657,13 @@ maildir_sizes(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
-/* Size every message the cache did not give, in one or two threads. */
+/*
+ * Move and size every message that needs it, in one or two threads (see
+ * SIZE_BATCH).  The first thread starts at the back, where the messages
+ * from new/ are.
+ */
 static void
-maildir_measure(struct store *st)
+maildir_measure(struct store *st, int newfd)
 {
 	struct sizer z;
 	sigset_t all, old;
@@ -1591,9 +1672,12 @@ maildir_measure(struct store *st)
 	int two = 0;
 
 	z.st = st;
-	atomic_init(&z.next, 0);
+	z.newfd = newfd;
+	z.batches = (st->count + SIZE_BATCH - 1) / SIZE_BATCH;
+	atomic_init(&z.taken, 0);
 	for (i = 0; i < st->count; i++)
-		todo += !(st->msgs[i].flags & MSG_SIZED);
+		todo += (st->msgs[i].flags & (MSG_SIZED | MSG_NEW)) !=
+		    MSG_SIZED;
 	if (todo == 0)
 		return;		/* the usual later login */
 	if (todo >= SIZE_THREAD_MIN && sysconf(_SC_NPROCESSORS_ONLN) > 1) {
@@ -1604,38 +1688,64 @@ maildir_measure(struct store *st)
 			(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
 		}
 	}
-	sizer_run(&z);
+	sizer_run(&z, 1);
 	if (two)
 		(void)pthread_join(t, NULL);
 }
 
+/* Take batches from the back or the front until none is left. */
 static void
-sizer_run(struct sizer *z)
+sizer_run(struct sizer *z, int back)
 {
 	struct store *st = z->st;
-	char buf[NAME_MAX + 1];
-	struct msg *m;
-	size_t i, end;
+	size_t nth, b, i, end;
 
-	while ((i = atomic_fetch_add(&z->next, SIZE_BATCH)) < st->count) {
+	for (nth = 0; atomic_fetch_add(&z->taken, 1) < z->batches; nth++) {
+		b = back ? z->batches - 1 - nth : nth;
+		i = b * SIZE_BATCH;
 		end = st->count - i > SIZE_BATCH ? i + SIZE_BATCH : st->count;
 		for (; i < end; i++) {
-			m = &st->msgs[i];
-			if (m->flags & MSG_SIZED)
-				continue;
-			if (maildir_msg_size(st, msg_name(st, m, buf),
-			    &m->size) == -1) {
-				m->size = (uint64_t)errno;
-				m->flags |= MSG_UNSIZED;
-			}
+			NAME_AHEAD(st, i + AHEAD);
+			maildir_size_one(st, z->newfd, &st->msgs[i]);
 		}
+	}
+}
+
+/*
+ * Move m to cur/ if it is in new/, then size it unless the cache did.
+ * One that cannot be moved (another process may have moved it first)
+ * stays where it is, and is served from a later login.  A failed size
+ * leaves its errno in m (MSG_UNSIZED), for maildir_sizes().
+ */
+static void
+maildir_size_one(struct store *st, int newfd, struct msg *m)
+{
+	char buf[NAME_MAX + 1], from[NAME_MAX + 1];
+	const char *name = msg_name(st, m, buf);
+	size_t len;
+
+	if (m->flags & MSG_NEW) {
+		m->flags &= (unsigned char)~MSG_NEW;
+		len = strlen(name) - 3;		/* less its ":2," */
+		memcpy(from, name, len);
+		from[len] = '\0';
+		if (maildir_rename(newfd, from, st->curfd, name) == -1) {
+			m->size = ENOENT;
+			m->flags |= MSG_UNSIZED;
+			return;
+		}
+	}
+	if (!(m->flags & MSG_SIZED) &&
+	    maildir_msg_size(st, name, &m->size) == -1) {
+		m->size = (uint64_t)errno;
+		m->flags |= MSG_UNSIZED;
 	}
 }
 
 static void *
 sizer_thread(void *z)
 {
-	sizer_run(z);
+	sizer_run(z, 0);
 	return NULL;
 }
 
@@ -1758,7 +1868,6 @@ store_open(struct store **stp, const char *path,
 	if (r != STORE_OK ||
 	    (r = maildir_login_delay(st, opts ? opts->login_delay : 0, err,
 	    errlen)) != STORE_OK ||
-	    (r = maildir_move_new(st, err, errlen)) != STORE_OK ||
 	    (r = maildir_scan(st, err, errlen)) != STORE_OK ||
 	    (r = maildir_uidl_from(st, path, opts ? opts->uidl_from :
 	    UIDL_OWN, err, errlen)) != STORE_OK) {

@@ -678,6 +678,20 @@ class MaildirTest(Pop3Test):
         s.quit()
         self.assertEqual(self.box.listdir('cur'), sorted([a + ':2,', b]))
 
+    def test_new_never_replaces_a_message_in_cur(self):
+        """A file in new/ whose name a message in cur/ has already is
+        left in new/: neither is lost, and the name is served once."""
+        name = '1700000005.M5P5.t'
+        self.box.deliver(msg(1), name + ':2,', 'cur')
+        self.box.deliver(msg(2), name, 'new')
+        s = self.box.open()
+        self.assertEqual(self.uidls(s), [name])
+        self.assertEqual(self.retr(s, 1), wire(msg(1)))
+        s.quit()
+        with open(os.path.join(self.box.maildir, 'new', name), 'rb') as f:
+            self.assertEqual(f.read(), msg(2))
+        self.assertEqual(self.box.listdir('cur'), [name + ':2,S'])
+
     def test_numbering_by_delivery_time_then_name(self):
         names = ['1700000010.a.host', '999999999.b.host',
                  '1700000010.A.host', '1700000002.x.host']
@@ -1068,13 +1082,13 @@ class SizeCacheTest(Pop3Test):
         with open(self.cache, 'rb') as f:
             return f.readline().split()[3]
 
-    def traced_login(self, calls):
+    def traced_login(self, calls, flags=()):
         """Strace a LIST+UIDL login for the given calls; the lines."""
         if not shutil.which('strace'):
             self.skipTest('strace is not installed')
         trace = os.path.join(self.box.base, 'trace')
-        argv = ['strace', '-f', '-qq', '-e', 'trace=' + calls, '-o',
-                trace] + self.box.argv()
+        argv = ['strace', '-f', '-qq', *flags, '-e', 'trace=' + calls,
+                '-o', trace] + self.box.argv()
         self.box._own()
         r = subprocess.run(argv, input=b'USER alice\r\nPASS secret\r\n'
                            b'LIST\r\nUIDL\r\nQUIT\r\n',
@@ -1107,16 +1121,19 @@ class SizeCacheTest(Pop3Test):
         self.assertEqual(self.stamp(), b'0' * 24)  # changed just before
         self.assertEqual(self.listing(), first)
         self.assertNotEqual(self.stamp(), b'0' * 24)
-        # The cache is the listing now: cur/ is not opened to be read.
-        calls = self.traced_login('openat,getdents64')
-        self.assertEqual([l for l in calls if '"."' in l], [])
+        # The cache is the listing now: cur/ is not read (new/ is: -y
+        # names the directory of each call).
+        calls = self.traced_login('getdents64', ['-y'])
+        self.assertEqual([l for l in calls if '/cur>' in l], [])
+        self.assertTrue([l for l in calls if '/new>' in l], calls)
         self.assertEqual(self.listing(), first)
 
     def test_first_login_of_many_sizes_every_message(self):
         """Hundreds of messages to size at a first login are read in two
-        threads where there is more than one CPU: every size is right,
-        and files not owned by the mail user are left out wherever they
-        are in the listing."""
+        threads where there is more than one CPU, and those in new/,
+        spread through the listing, are moved meanwhile: every size is
+        right, and files not owned by the mail user are left out wherever
+        they are in the listing."""
         def many(i):
             m = msg(i) * (i % 9 + 1)
             if i % 4 == 1:
@@ -1130,6 +1147,8 @@ class SizeCacheTest(Pop3Test):
             return m
         msgs = self.msgs + [many(i) for i in range(600)]
         names = self.names + [
+            self.box.deliver(m, name='%d.M%dP1.many' % (1700001000 + i, i),
+                             sub='new') if i % 5 == 3 else
             self.box.deliver(m, name='%d.M%dP1.many:2,' % (1700001000 + i, i),
                              sub='cur') for i, m in enumerate(msgs[5:])]
         cur = os.path.join(self.box.maildir, 'cur')
@@ -1156,6 +1175,9 @@ class SizeCacheTest(Pop3Test):
                 threads = [l for l in f if 'CLONE_THREAD' in l]
             self.assertEqual(len(threads), 1 if os.cpu_count() > 1 else 0,
                              threads)
+        self.assertEqual(self.box.listdir('new'), [])
+        self.assertEqual(self.box.listdir('cur'), sorted(
+            n if ':' in n else n + ':2,' for n in names))
         # The sizes the first login measured are in the cache now.
         s = self.box.start()
         disown()
@@ -1170,6 +1192,32 @@ class SizeCacheTest(Pop3Test):
             self.assertEqual(self.retr(s, n), wire(msgs[served[n - 1]]))
         s.quit()
         self.assertIn(b'3 files in cur/ not served', self.box.log())
+
+    def test_first_login_of_many_in_new(self):
+        """A first login with hundreds of messages all in new/: both
+        threads move and size them, each once, in delivery order."""
+        msgs = [msg(i) * (i % 7 + 1) for i in range(400)]
+        names = [self.box.deliver(m, name='%d.M%dP1.new' % (1700002000 + i,
+                                                            i))
+                 for i, m in enumerate(msgs)]
+        os.unlink(os.path.join(self.box.maildir, 'new', self.names[0]))
+        for n in self.names[1:]:
+            os.rename(os.path.join(self.box.maildir, 'new', n),
+                      os.path.join(self.box.maildir, 'cur', n + ':2,S'))
+        s = self.box.open()
+        self.assertEqual(self.box.listdir('new'), [])
+        self.assertOk(s.cmd('LIST'))
+        self.assertEqual([int(l.split()[1]) for l in s.multi()],
+                         [len(convert(m)) for m in self.msgs[1:] + msgs])
+        self.assertEqual(self.uidls(s), self.names[1:] + names)
+        for n in (1, 5, 200, 404):
+            self.assertEqual(self.retr(s, n), wire((self.msgs[1:] +
+                                                    msgs)[n - 1]))
+        s.quit()
+        self.assertEqual(self.box.listdir('cur'), sorted(
+            [n + ':2,S' for n in self.names[1:]] +
+            [n + (':2,S' if i in (0, 195, 399) else ':2,')
+             for i, n in enumerate(names)]))
 
     def test_every_change_to_cur_is_seen(self):
         self.listing()
