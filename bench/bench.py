@@ -124,7 +124,7 @@ F_GETPIPE_SZ = 1032
 PIPE_SIZE = 1 << 20
 SESSION_TIMEOUT = 900.0
 
-FULL = dict(first=2, later100k=9, later10k=15, retr=15, top=11, dele=11,
+FULL = dict(first=3, later100k=9, later10k=15, retr=15, top=11, dele=11,
             greet_blocks=7, greet_sessions=40, sample=50)
 QUICK = dict(first=2, later10k=5, retr=3, top=3, dele=3,
              greet_blocks=3, greet_sessions=20, sample=30)
