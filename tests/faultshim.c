@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,8 @@ static unsigned long	 fault_after = 1;
 static unsigned long	 fault_times;	/* 0: no limit */
 static const char	*fault_path;
 static int		 fault_std_fds;
-static unsigned long	 seen, failed;
+static atomic_ulong	 seen, failed;	/* pop3d may size messages in
+					   two threads */
 
 static void
 init(void)
@@ -160,6 +162,7 @@ static int
 fault(enum call c, int fd, const char *path)
 {
 	char buf[4096], msg[4400];
+	unsigned long nth;
 	int n;
 
 	init();
@@ -173,17 +176,16 @@ fault(enum call c, int fd, const char *path)
 	}
 	if (fault_path != NULL && strstr(path, fault_path) == NULL)
 		return 0;
-	if (++seen < fault_after)
+	if ((nth = atomic_fetch_add(&seen, 1) + 1) < fault_after)
 		return 0;
-	if (fault_times != 0 && failed >= fault_times)
+	if (fault_times != 0 && atomic_fetch_add(&failed, 1) >= fault_times)
 		return 0;
-	failed++;
 	if (path == NULL) {
 		fd_path(fd, buf, sizeof(buf));
 		path = buf;
 	}
 	n = snprintf(msg, sizeof(msg), "faultshim[%ld]: %s %s: %s (call %lu)\n",
-	    (long)getpid(), call_names[c], path, strerror(fault_errno), seen);
+	    (long)getpid(), call_names[c], path, strerror(fault_errno), nth);
 	if (n > 0) {
 		ssize_t (*w)(int, const void *, size_t) = real("write");
 
