@@ -1520,6 +1520,7 @@ cache_write(struct store *st)
 	memset(out, '0', CACHE_HEAD);	/* the header's place, written last */
 	have = CACHE_HEAD;
 	for (i = 0; i < st->count && !r; i++) {
+		NAME_AHEAD(st, i + AHEAD);
 		name = msg_name(st, &st->msgs[i], buf);
 		len = strlen(name);
 		if (memchr(name, '\t', len) != NULL ||
