@@ -1128,6 +1128,24 @@ class SizeCacheTest(Pop3Test):
         self.assertTrue([l for l in calls if '/new>' in l], calls)
         self.assertEqual(self.listing(), first)
 
+    def test_new_mail_is_added_to_the_cached_listing(self):
+        """A poll that finds mail in new/, with a cache that is still the
+        listing, reads new/ alone: the new message is moved, sized and
+        numbered after the others, and the next login lists it too."""
+        first = self.listing()
+        self.settle()
+        self.listing()      # the cache gets its stamp
+        self.assertNotEqual(self.stamp(), b'0' * 24)
+        late = msg(9) + b'.a dot line\nno final newline'
+        name = self.box.deliver(late, '1700009999.M9P9.late')
+        calls = self.traced_login('getdents64', ['-y'])
+        self.assertEqual([l for l in calls if '/cur>' in l], [])
+        self.assertEqual(self.box.listdir('new'), [])
+        sizes, uidls = self.listing()
+        self.assertEqual(sizes, first[0] + [b'6 %d\r\n' %
+                                            len(convert(late))])
+        self.assertEqual(uidls, first[1] + [name])
+
     def test_first_login_of_many_sizes_every_message(self):
         """Hundreds of messages to size at a first login are read in two
         threads where there is more than one CPU, and those in new/,
