@@ -1086,7 +1086,7 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 	enum store_result r;
 	size_t old;
 	long entries;
-	int newfd;
+	int newfd, cached = 0;
 
 	/* Its mtime before it is read: a change meanwhile makes it newer,
 	 * unless it comes in the same clock tick as the one before. */
@@ -1099,9 +1099,10 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 	    now.tv_sec - sb.st_mtim.tv_sec >= CACHE_TRUST)
 		st->listed = sb.st_mtim;
 	/* Expiry looks at each message: only a read of cur/ does that. */
-	if ((st->expire_before != 0 ||
-	    (entries = cache_read(st, 1, &stamp)) == -1) &&
-	    maildir_read_cur(st, &entries, &stamp, err, errlen) == -1)
+	if (st->expire_before == 0 &&
+	    (entries = cache_read(st, 1, &stamp)) != -1)
+		cached = 1;
+	else if (maildir_read_cur(st, &entries, &stamp, err, errlen) == -1)
 		return STORE_TEMP;
 	old = st->count;
 	if ((r = maildir_read_new(st, &newfd, err, errlen)) == STORE_OK &&
@@ -1110,8 +1111,10 @@ maildir_scan(struct store *st, char *err, size_t errlen)
 		st->listed.tv_sec = 0;
 		st->listed.tv_nsec = 0;
 	}
-	if (r == STORE_OK && maildir_sizes(st, newfd, old, entries, &stamp,
-	    err, errlen) == -1)
+	/* The cache as the listing, and nothing new: every size is known,
+	 * and the cache says just that (the usual later login). */
+	if (r == STORE_OK && (!cached || st->count > old) &&
+	    maildir_sizes(st, newfd, old, entries, &stamp, err, errlen) == -1)
 		r = STORE_TEMP;
 	if (newfd != -1)
 		close(newfd);
@@ -1522,9 +1525,8 @@ cache_write(struct store *st)
 	for (i = 0; i < st->count && !r; i++) {
 		NAME_AHEAD(st, i + AHEAD);
 		name = msg_name(st, &st->msgs[i], buf);
-		len = strlen(name);
-		if (memchr(name, '\t', len) != NULL ||
-		    memchr(name, '\n', len) != NULL) {
+		len = strcspn(name, "\t\n");
+		if (name[len] != '\0') {
 			/* Measured again at the next login, which reads
 			 * cur/ for it. */
 			stamp.tv_sec = 0;
@@ -1680,7 +1682,7 @@ maildir_measure(struct store *st, int newfd)
 		todo += (st->msgs[i].flags & (MSG_SIZED | MSG_NEW)) !=
 		    MSG_SIZED;
 	if (todo == 0)
-		return;		/* the usual later login */
+		return;		/* the cache gave every size */
 	if (todo >= SIZE_THREAD_MIN && sysconf(_SC_NPROCESSORS_ONLN) > 1) {
 		/* Signals stay with the main thread. */
 		(void)sigfillset(&all);
