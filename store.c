@@ -2063,7 +2063,9 @@ store_msg_send(struct store *st, size_t i, int fd, long body_lines,
 {
 	if (st->mbox)
 		return mbox_send(fd, &st->idx.v[i], body_lines, emit, ctx);
-	return stream_fd_direct(fd, body_lines, emit, reserve, commit, ctx);
+	if (body_lines < 0)
+		return stream_fd_direct(fd, emit, reserve, commit, ctx);
+	return stream_fd(fd, body_lines, emit, ctx);
 }
 
 /*

@@ -26,11 +26,21 @@
 #define SIZE_LANES	16
 #define SIZE_ROWS	255
 
+/*
+ * RETR reads at least DIRECT_READ octets at a time: a room smaller than
+ * DIRECT_ROOM is flushed first.
+ */
+#define DIRECT_READ	(16 * 1024)
+#define DIRECT_ROOM	(2 * DIRECT_READ + STREAM_GAP)
+
+_Static_assert(STREAM_GAP > 33, "a block writes 33 octets ahead");
+
 /* What TOP reads first: most headers fit. */
 #define TOP_FIRST_READ	4096
 
 static int	stream_line_end(struct stream *);
-static int	stream_feed_direct(struct stream *, const char *, const char *);
+static char	*stream_convert(struct stream *, const char *, const char *,
+		    char *);
 #ifdef __SSE2__
 static size_t	stream_block(const char *, char *, int *, int *);
 #endif
@@ -55,13 +65,6 @@ stream_init(struct stream *st, long body_lines, stream_emit emit, void *ctx)
 	st->lines_left = body_lines;
 	st->in_header = 1;
 	st->bol = 1;
-}
-
-void
-stream_direct(struct stream *st, stream_reserve reserve, stream_commit commit)
-{
-	st->reserve = reserve;
-	st->commit = commit;
 }
 
 #ifdef __SSE2__
@@ -107,62 +110,58 @@ stream_block(const char *p, char *o, int *bol, int *prev_cr)
 #endif
 
 /*
- * The whole-message path of stream_feed(): converted octets go straight
- * into the caller's buffer, a slice of input at a time that is sure to
- * fit: each input octet gives at most two, and a block, which writes
- * up to 33 octets, is taken only with 32 input octets left.  Sixteen
- * octets at a time where stream_block() can, else a line at a time.
+ * The whole-message path: convert the octets from p to end into o,
+ * sixteen at a time where stream_block() can, else a line at a time,
+ * and return the end of what was written, at most 2 * (end - p) octets.
+ * The input may lie after o in the same buffer, as stream_fd_direct()
+ * puts it, if it starts at least (end - p) + STREAM_GAP octets after o.
+ * No input octet gives more than two, so the distance from the output
+ * to the input not yet read never falls below what is left of the input
+ * plus STREAM_GAP: the copy of a line never overlaps it, and a block,
+ * which writes 33 octets, never reaches input not yet read.
  */
-static int
-stream_feed_direct(struct stream *st, const char *p, const char *end)
+static char *
+stream_convert(struct stream *st, const char *p, const char *end, char *o)
 {
-	const char *lf, *stop;
-	char *out, *o;
-	size_t room, n;
+	const char *lf;
+	size_t n;
 #ifdef __SSE2__
 	int bol, prev_cr;
 #endif
 
 	while (p < end) {
-		if ((out = st->reserve(st->ctx, 64, &room)) == NULL)
-			return -1;
-		stop = (size_t)(end - p) > room / 2 ? p + room / 2 : end;
-		for (o = out; p < stop; ) {
 #ifdef __SSE2__
-			bol = st->bol;
-			prev_cr = st->prev_cr;
-			while (stop - p >= 32 &&
-			    (n = stream_block(p, o, &bol, &prev_cr)) > 0) {
-				p += 16;
-				o += n;
-			}
-			st->bol = bol;
-			st->prev_cr = prev_cr;
+		bol = st->bol;
+		prev_cr = st->prev_cr;
+		while (end - p >= 32 &&
+		    (n = stream_block(p, o, &bol, &prev_cr)) > 0) {
+			p += 16;
+			o += n;
+		}
+		st->bol = bol;
+		st->prev_cr = prev_cr;
 #endif
-			if (st->bol && *p == '.')
-				*o++ = '.';
-			st->bol = 0;
-			if ((lf = memchr(p, '\n', (size_t)(stop - p))) == NULL) {
-				n = (size_t)(stop - p);
-				memcpy(o, p, n);
-				o += n;
-				st->prev_cr = stop[-1] == '\r';
-				p = stop;
-				break;
-			}
-			n = (size_t)(lf - p);
+		if (st->bol && *p == '.')
+			*o++ = '.';
+		st->bol = 0;
+		if ((lf = memchr(p, '\n', (size_t)(end - p))) == NULL) {
+			n = (size_t)(end - p);
 			memcpy(o, p, n);
 			o += n;
-			if (!(n > 0 ? lf[-1] == '\r' : st->prev_cr))
-				*o++ = '\r';
-			*o++ = '\n';
-			st->bol = 1;
-			st->prev_cr = 0;
-			p = lf + 1;
+			st->prev_cr = end[-1] == '\r';
+			break;
 		}
-		st->commit(st->ctx, (size_t)(o - out));
+		n = (size_t)(lf - p);
+		memcpy(o, p, n);
+		o += n;
+		if (!(n > 0 ? lf[-1] == '\r' : st->prev_cr))
+			*o++ = '\r';
+		*o++ = '\n';
+		st->bol = 1;
+		st->prev_cr = 0;
+		p = lf + 1;
 	}
-	return 0;
+	return o;
 }
 
 int
@@ -198,8 +197,6 @@ stream_feed(struct stream *st, const char *buf, size_t len)
 	const char *p = buf, *end = buf + len, *lf;
 	size_t n;
 
-	if (st->reserve != NULL && st->lines_left < 0)
-		return stream_feed_direct(st, buf, end);
 	while (p < end && !st->done) {
 		if (st->bol && *p == '.' && st->emit(st->ctx, ".", 1) == -1)
 			return -1;
@@ -248,21 +245,12 @@ stream_finish(struct stream *st)
 int
 stream_fd(int fd, long body_lines, stream_emit emit, void *ctx)
 {
-	return stream_fd_direct(fd, body_lines, emit, NULL, NULL, ctx);
-}
-
-int
-stream_fd_direct(int fd, long body_lines, stream_emit emit,
-    stream_reserve reserve, stream_commit commit, void *ctx)
-{
 	struct stream st;
 	char buf[FILE_BUF_SIZE];
 	size_t want;
 	ssize_t n;
 
 	stream_init(&st, body_lines, emit, ctx);
-	if (reserve != NULL)
-		stream_direct(&st, reserve, commit);
 	/* TOP most often wants the header alone: read a little first. */
 	want = body_lines < 0 ? sizeof(buf) : TOP_FIRST_READ;
 	while (!stream_done(&st)) {
@@ -273,6 +261,37 @@ stream_fd_direct(int fd, long body_lines, stream_emit emit,
 			break;
 		if (stream_feed(&st, buf, (size_t)n) == -1)
 			return -2;
+	}
+	return stream_finish(&st) == -1 ? -2 : 0;
+}
+
+/*
+ * Each room is read into its far end and converted to its start, so
+ * RETR needs no buffer of its own (see stream_convert()).
+ */
+int
+stream_fd_direct(int fd, stream_emit emit, stream_reserve reserve,
+    stream_commit commit, void *ctx)
+{
+	struct stream st;
+	char *out, *in;
+	size_t room, want;
+	ssize_t n;
+
+	stream_init(&st, -1, emit, ctx);
+	for (;;) {
+		if ((out = reserve(ctx, DIRECT_ROOM, &room)) == NULL)
+			return -2;
+		want = (room - STREAM_GAP) / 2;
+		in = out + room - want;
+		if ((n = stream_read(fd, in, want)) <= 0) {
+			commit(ctx, 0);
+			if (n == -1)
+				return -1;
+			break;
+		}
+		commit(ctx, (size_t)(stream_convert(&st, in, in + n, out) -
+		    out));
 	}
 	return stream_finish(&st) == -1 ? -2 : 0;
 }

@@ -20,17 +20,21 @@ typedef int (*stream_emit)(void *ctx, const char *buf, size_t len);
 
 /*
  * A faster way out for whole messages: reserve gives room for at least
- * need octets in the caller's buffer (flushing it as it must) and says
- * how much in *room, or NULL to stop; commit says how much was written.
+ * need octets at the end of the caller's buffer (flushing it as it
+ * must) and says how much in *room, or NULL to stop; commit says how
+ * much was written there.  stream_fd_direct() reads the message into
+ * the last (room - STREAM_GAP) / 2 octets of each room and converts it
+ * to the start of the room, in place: RETR needs no other buffer, and
+ * the room past what is committed is left overwritten.
  */
 typedef char	*(*stream_reserve)(void *ctx, size_t need, size_t *room);
 typedef void	 (*stream_commit)(void *ctx, size_t used);
 
+#define STREAM_GAP	64
+
 /* The converter; the fields are private to stream.c. */
 struct stream {
 	stream_emit	 emit;
-	stream_reserve	 reserve;	/* NULL: emit only */
-	stream_commit	 commit;
 	void		*ctx;
 	long		 lines_left;	/* body lines still to send, -1 all */
 	int		 in_header;	/* before the blank line */
@@ -54,12 +58,6 @@ struct stream_size {
  */
 void	stream_init(struct stream *, long body_lines, stream_emit, void *ctx);
 
-/*
- * Write whole messages (not TOP) straight into the caller's buffer;
- * emit is still used for the rest.
- */
-void	stream_direct(struct stream *, stream_reserve, stream_commit);
-
 /* Convert the next part of the message.  Returns 0, or -1 if emit did. */
 int	stream_feed(struct stream *, const char *buf, size_t len);
 
@@ -75,9 +73,10 @@ int	stream_done(const struct stream *);
  */
 int	stream_fd(int fd, long body_lines, stream_emit, void *ctx);
 
-/* stream_fd() writing straight into the caller's buffer (see above). */
-int	stream_fd_direct(int fd, long body_lines, stream_emit,
-	    stream_reserve, stream_commit, void *ctx);
+/* stream_fd() of a whole message (RETR) in the caller's own buffer,
+ * reserved and committed as above; emit ends the last line. */
+int	stream_fd_direct(int fd, stream_emit, stream_reserve, stream_commit,
+	    void *ctx);
 
 /* Count the size of a message given in parts. */
 void	stream_size_init(struct stream_size *);

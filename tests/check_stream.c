@@ -28,6 +28,8 @@
 /* Long messages for the sizer: a few of its 4080-octet rows. */
 #define LONG_CASES	400
 #define LONG_LEN	(3 * 4080 + 37)	/* odd */
+/* Messages of many reads for RETR in place. */
+#define DIRECT_CASES	40
 /* Past what TOP reads first (4096). */
 #define TOP_HEADER_LEN	4096
 
@@ -121,6 +123,7 @@ static uint64_t	size_split(const char *, size_t, const size_t *, size_t);
 static void	expect_mem(const char *, const struct tbuf *, const char *,
 		    size_t);
 static int	has_dot_line(const struct tbuf *);
+static void	temp_rewrite(int, const char *, size_t);
 static int	temp_file(const char *, size_t);
 
 /* xorshift32: the same inputs on every machine. */
@@ -267,24 +270,33 @@ has_dot_line(const struct tbuf *b)
 	return 0;
 }
 
+/* Make the file on fd hold exactly data, read from its start. */
+static void
+temp_rewrite(int fd, const char *data, size_t len)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	ck_assert_int_eq(ftruncate(fd, 0), 0);
+	while (off < len) {
+		n = pwrite(fd, data + off, len - off, (off_t)off);
+		ck_assert_msg(n > 0, "pwrite: %s", strerror(errno));
+		off += (size_t)n;
+	}
+	ck_assert_int_eq((int)lseek(fd, 0, SEEK_SET), 0);
+}
+
 /* An unlinked temporary file holding data, read from its start. */
 static int
 temp_file(const char *data, size_t len)
 {
 	char path[] = "/tmp/pop3d-check-stream.XXXXXX";
-	size_t off = 0;
-	ssize_t n;
 	int fd;
 
 	fd = mkstemp(path);
 	ck_assert_msg(fd != -1, "mkstemp: %s", strerror(errno));
 	ck_assert_int_eq(unlink(path), 0);
-	while (off < len) {
-		n = write(fd, data + off, len - off);
-		ck_assert_msg(n > 0, "write: %s", strerror(errno));
-		off += (size_t)n;
-	}
-	ck_assert_int_eq((int)lseek(fd, 0, SEEK_SET), 0);
+	temp_rewrite(fd, data, len);
 	return fd;
 }
 
@@ -582,11 +594,19 @@ START_TEST(test_stream_random_matches_reference)
 }
 END_TEST
 
-/* A reserve/commit pair that hands out small, varying rooms. */
+/*
+ * The caller's buffer of stream_fd_direct(): each room is a heap block
+ * of exactly its size, so that a write past it is caught (under ASan),
+ * need octets and up to extra more, at random.
+ */
 struct direct {
 	struct tbuf	*out;
 	uint32_t	 seed;
-	char		 room[300];
+	size_t		 extra;
+	int		 budget;	/* reserves before one fails; -1 none */
+	size_t		 need;		/* asked by the last reserve */
+	char		*room;		/* reserved and not committed */
+	size_t		 size;
 };
 
 static char *
@@ -594,7 +614,17 @@ direct_reserve(void *ctx, size_t need, size_t *room)
 {
 	struct direct *d = ctx;
 
-	*room = need + rng_next(&d->seed) % (sizeof(d->room) - need);
+	ck_assert_ptr_null(d->room);
+	if (d->budget == 0)
+		return NULL;
+	if (d->budget > 0)
+		d->budget--;
+	d->need = need;
+	d->size = need + (d->extra > 0 ? rng_next(&d->seed) % (d->extra + 1) :
+	    0);
+	d->room = malloc(d->size);
+	ck_assert_ptr_nonnull(d->room);
+	*room = d->size;
 	return d->room;
 }
 
@@ -603,52 +633,74 @@ direct_commit(void *ctx, size_t used)
 {
 	struct direct *d = ctx;
 
+	ck_assert_ptr_nonnull(d->room);
+	ck_assert_uint_le(used, d->size);
 	tbuf_add(d->out, d->room, used);
+	free(d->room);
+	d->room = NULL;
 }
 
 static int
 direct_emit(void *ctx, const char *buf, size_t len)
 {
-	return tbuf_emit(((struct direct *)ctx)->out, buf, len);
+	struct direct *d = ctx;
+
+	ck_assert_ptr_null(d->room);
+	return tbuf_emit(d->out, buf, len);
 }
 
-/* Case n: msg sent whole straight into d's rooms, cut once at random,
- * gives what the reference does. */
+/* Case n: msg, from the file fd, sent whole into d's rooms gives what
+ * the reference does. */
 static void
-direct_check(size_t n, const char *msg, size_t len, uint32_t *seed,
+direct_check(size_t n, int fd, const char *msg, size_t len,
     struct direct *d, struct tbuf *ref)
 {
-	struct stream st;
-	size_t cut;
-
+	temp_rewrite(fd, msg, len);
 	ref_convert(msg, len, -1, ref);
 	tbuf_reset(d->out);
-	stream_init(&st, -1, direct_emit, d);
-	stream_direct(&st, direct_reserve, direct_commit);
-	cut = len ? rng_next(seed) % (len + 1) : 0;
-	ck_assert_int_eq(stream_feed(&st, msg, cut), 0);
-	ck_assert_int_eq(stream_feed(&st, msg + cut, len - cut), 0);
-	ck_assert_int_eq(stream_finish(&st), 0);
+	ck_assert_int_eq(stream_fd_direct(fd, direct_emit, direct_reserve,
+	    direct_commit, d), 0);
+	ck_assert_ptr_null(d->room);
 	ck_assert_msg(d->out->len == ref->len &&
 	    memcmp(d->out->data, ref->data, ref->len) == 0,
-	    "case %zu (%zu octets) cut at %zu: differs from reference", n,
-	    len, cut);
+	    "case %zu (%zu octets): differs from reference", n, len);
 }
 
-/* RETR straight into the caller's buffer gives what the reference does,
- * however small the room and wherever the input is cut. */
+/* What stream_fd_direct() reads at a time from rooms of just the size
+ * it asks for. */
+static size_t
+direct_read_size(void)
+{
+	struct tbuf out = { 0 };
+	struct direct d = { &out, 1, 0, -1, 0, NULL, 0 };
+	int fd;
+
+	fd = temp_file("", 0);
+	ck_assert_int_eq(stream_fd_direct(fd, direct_emit, direct_reserve,
+	    direct_commit, &d), 0);
+	(void)close(fd);
+	tbuf_free(&out);
+	ck_assert_uint_gt(d.need, STREAM_GAP + 2);
+	return (d.need - STREAM_GAP) / 2;
+}
+
+/* RETR of small messages straight into the caller's buffer gives what
+ * the reference does. */
 START_TEST(test_stream_direct_matches_reference)
 {
 	struct tbuf out = { 0 }, ref = { 0 };
-	struct direct d = { &out, 0x2545f491u, { 0 } };
+	struct direct d = { &out, 0x2545f491u, 300, -1, 0, NULL, 0 };
 	char msg[RANDOM_LEN];
 	uint32_t seed = 0x7f4a7c15u;
 	size_t len, n;
+	int fd;
 
+	fd = temp_file("", 0);
 	for (n = 0; n < RANDOM_CASES; n++) {
 		random_message(&seed, msg, &len);
-		direct_check(n, msg, len, &seed, &d, &ref);
+		direct_check(n, fd, msg, len, &d, &ref);
 	}
+	(void)close(fd);
 	tbuf_free(&out);
 	tbuf_free(&ref);
 }
@@ -680,25 +732,121 @@ text_message(uint32_t *seed, char *buf, size_t max, size_t *len)
 	*len = i;
 }
 
+/*
+ * Messages of many reads, into rooms of random sizes: every way in and
+ * out of the block path, and a read ending anywhere in a line.
+ */
 START_TEST(test_stream_direct_long_messages)
 {
-	static char msg[LONG_LEN];
 	static const char alphabet[] = { 'a', '.', '\r', '\n' };
 	struct tbuf out = { 0 }, ref = { 0 };
-	struct direct d = { &out, 0x6a09e667u, { 0 } };
+	struct direct d = { &out, 0x6a09e667u, 0, -1, 0, NULL, 0 };
 	uint32_t seed = 0xbb67ae85u;
-	size_t len, n, i;
+	size_t max, len, n, i;
+	char *msg;
+	int fd;
 
-	for (n = 0; n < LONG_CASES; n++) {
+	/* Reads of one to four times the least. */
+	d.extra = 6 * direct_read_size();
+	max = 20 * direct_read_size();
+	msg = malloc(max);
+	ck_assert_ptr_nonnull(msg);
+	fd = temp_file("", 0);
+	for (n = 0; n < DIRECT_CASES; n++) {
 		if (n % 4 == 3) {
-			len = rng_next(&seed) % sizeof(msg);
+			len = rng_next(&seed) % max;
 			for (i = 0; i < len; i++)
 				msg[i] = alphabet[rng_next(&seed) % 16 < 13 ?
 				    0 : rng_next(&seed) % 4];
 		} else
-			text_message(&seed, msg, sizeof(msg), &len);
-		direct_check(n, msg, len, &seed, &d, &ref);
+			text_message(&seed, msg, max, &len);
+		direct_check(n, fd, msg, len, &d, &ref);
 	}
+	(void)close(fd);
+	free(msg);
+	tbuf_free(&out);
+	tbuf_free(&ref);
+}
+END_TEST
+
+/*
+ * The converted octets take up to twice the room of the input they are
+ * written over: messages that double throughout, into rooms of just the
+ * size asked, where the output comes closest to the input not yet read.
+ * A CRLF, a dot line and a dot after LF cut by a read, too.
+ */
+START_TEST(test_stream_direct_in_place)
+{
+	static const char *const fill[] = { ".\n", "\n", ".", "\r\n", "a\n",
+	    "\r" };
+	struct tbuf out = { 0 }, ref = { 0 };
+	struct direct d = { &out, 1, 0, -1, 0, NULL, 0 };
+	size_t r = direct_read_size(), len = 3 * r + 7, i, f, k;
+	char *msg;
+	int fd;
+
+	msg = malloc(len);
+	ck_assert_ptr_nonnull(msg);
+	fd = temp_file("", 0);
+	for (f = 0; f < sizeof(fill) / sizeof(fill[0]); f++) {
+		k = strlen(fill[f]);
+		for (i = 0; i < len; i++)
+			msg[i] = fill[f][i % k];
+		direct_check(f, fd, msg, len, &d, &ref);
+	}
+	memset(msg, 'x', len);
+	msg[r - 1] = '\r';		/* CRLF across the first read */
+	msg[r] = '\n';
+	msg[2 * r - 1] = '\n';	/* dot line across the second */
+	msg[2 * r] = '.';
+	msg[2 * r + 1] = '\n';
+	msg[3 * r - 1] = '\n';	/* dot after LF across the third */
+	msg[3 * r] = '.';
+	direct_check(f, fd, msg, len, &d, &ref);
+	(void)close(fd);
+	free(msg);
+	tbuf_free(&out);
+	tbuf_free(&ref);
+}
+END_TEST
+
+/* A reserve that fails stops RETR after a prefix; so does emit, which
+ * ends a last line without LF; a read that fails gives -1. */
+START_TEST(test_stream_direct_failures)
+{
+	struct tbuf out = { 0 }, ref = { 0 };
+	struct direct d = { &out, 1, 0, 0, 0, NULL, 0 };
+	size_t r = direct_read_size(), len = 2 * r + 1, k;
+	char *msg;
+	int fd;
+
+	msg = malloc(len);
+	ck_assert_ptr_nonnull(msg);
+	memset(msg, 'x', len);
+	fd = temp_file(msg, len);
+	ref_convert(msg, len, -1, &ref);
+	for (k = 0; k < 3; k++) {
+		d.budget = (int)k;
+		ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+		tbuf_reset(&out);
+		ck_assert_int_eq(stream_fd_direct(fd, direct_emit,
+		    direct_reserve, direct_commit, &d), -2);
+		ck_assert_ptr_null(d.room);
+		ck_assert_uint_eq(out.len, k * r);
+		ck_assert_int_eq(memcmp(out.data, ref.data, out.len), 0);
+	}
+	/* Every read succeeds; the CRLF after the last "x" cannot go. */
+	d.budget = -1;
+	ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+	ck_assert_int_eq(stream_fd_direct(fd, fail_emit, direct_reserve,
+	    direct_commit, &d), -2);
+	(void)close(fd);
+	errno = 0;
+	ck_assert_int_eq(stream_fd_direct(-1, direct_emit, direct_reserve,
+	    direct_commit, &d), -1);
+	ck_assert_int_eq(errno, EBADF);
+	ck_assert_ptr_null(d.room);
+	free(msg);
 	tbuf_free(&out);
 	tbuf_free(&ref);
 }
@@ -970,6 +1118,8 @@ stream_suite(void)
 	tcase_add_test(tc, test_stream_random_matches_reference);
 	tcase_add_test(tc, test_stream_direct_matches_reference);
 	tcase_add_test(tc, test_stream_direct_long_messages);
+	tcase_add_test(tc, test_stream_direct_in_place);
+	tcase_add_test(tc, test_stream_direct_failures);
 	tcase_add_test(tc, test_stream_random_size_and_round_trip);
 	tcase_add_test(tc, test_stream_size_long_messages);
 	tcase_set_timeout(tc, 30);
