@@ -282,6 +282,10 @@ stream_fd_direct(int fd, stream_emit emit, stream_reserve reserve,
 	for (;;) {
 		if ((out = reserve(ctx, DIRECT_ROOM, &room)) == NULL)
 			return -2;
+		if (room < DIRECT_ROOM) {	/* not what was asked */
+			commit(ctx, 0);
+			return -2;
+		}
 		want = (room - STREAM_GAP) / 2;
 		in = out + room - want;
 		if ((n = stream_read(fd, in, want)) <= 0) {

@@ -21,11 +21,12 @@ typedef int (*stream_emit)(void *ctx, const char *buf, size_t len);
 /*
  * A faster way out for whole messages: reserve gives room for at least
  * need octets at the end of the caller's buffer (flushing it as it
- * must) and says how much in *room, or NULL to stop; commit says how
- * much was written there.  stream_fd_direct() reads the message into
- * the last (room - STREAM_GAP) / 2 octets of each room and converts it
- * to the start of the room, in place: RETR needs no other buffer, and
- * the room past what is committed is left overwritten.
+ * must) and says how much in *room, or NULL to stop (less room stops
+ * the stream too); commit says how much was written there.
+ * stream_fd_direct() reads the message into the last
+ * (room - STREAM_GAP) / 2 octets of each room and converts it to the
+ * start of the room, in place: RETR needs no other buffer, and the room
+ * past what is committed is left overwritten.
  */
 typedef char	*(*stream_reserve)(void *ctx, size_t need, size_t *room);
 typedef void	 (*stream_commit)(void *ctx, size_t used);

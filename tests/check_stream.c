@@ -810,8 +810,28 @@ START_TEST(test_stream_direct_in_place)
 }
 END_TEST
 
-/* A reserve that fails stops RETR after a prefix; so does emit, which
- * ends a last line without LF; a read that fails gives -1. */
+/* A reserve that gives less room than it was asked for. */
+static char *
+short_reserve(void *ctx, size_t need, size_t *room)
+{
+	static char buf[STREAM_GAP];
+
+	(void)ctx;
+	ck_assert_uint_gt(need, sizeof(buf));
+	*room = sizeof(buf);
+	return buf;
+}
+
+static void
+empty_commit(void *ctx, size_t used)
+{
+	(void)ctx;
+	ck_assert_uint_eq(used, 0);
+}
+
+/* A reserve that fails stops RETR after a prefix; so does one that
+ * gives too little room, and emit, which ends a last line without LF;
+ * a read that fails gives -1. */
 START_TEST(test_stream_direct_failures)
 {
 	struct tbuf out = { 0 }, ref = { 0 };
@@ -835,6 +855,9 @@ START_TEST(test_stream_direct_failures)
 		ck_assert_uint_eq(out.len, k * r);
 		ck_assert_int_eq(memcmp(out.data, ref.data, out.len), 0);
 	}
+	ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+	ck_assert_int_eq(stream_fd_direct(fd, direct_emit, short_reserve,
+	    empty_commit, &d), -2);
 	/* Every read succeeds; the CRLF after the last "x" cannot go. */
 	d.budget = -1;
 	ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
