@@ -296,6 +296,10 @@ stream_fd_direct(int fd, stream_emit emit, stream_reserve reserve,
 		}
 		commit(ctx, (size_t)(stream_convert(&st, in, in + n, out) -
 		    out));
+		/* A short read of a regular file is its end: no read more
+		 * just to be told so. */
+		if ((size_t)n < want)
+			break;
 	}
 	return stream_finish(&st) == -1 ? -2 : 0;
 }

@@ -75,7 +75,8 @@ int	stream_done(const struct stream *);
 int	stream_fd(int fd, long body_lines, stream_emit, void *ctx);
 
 /* stream_fd() of a whole message (RETR) in the caller's own buffer,
- * reserved and committed as above; emit ends the last line. */
+ * reserved and committed as above; emit ends the last line.  fd is a
+ * regular file: a short read is taken as its end. */
 int	stream_fd_direct(int fd, stream_emit, stream_reserve, stream_commit,
 	    void *ctx);
 

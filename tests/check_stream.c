@@ -605,6 +605,7 @@ struct direct {
 	size_t		 extra;
 	int		 budget;	/* reserves before one fails; -1 none */
 	size_t		 need;		/* asked by the last reserve */
+	size_t		 reserves;	/* rooms given */
 	char		*room;		/* reserved and not committed */
 	size_t		 size;
 };
@@ -620,6 +621,7 @@ direct_reserve(void *ctx, size_t need, size_t *room)
 	if (d->budget > 0)
 		d->budget--;
 	d->need = need;
+	d->reserves++;
 	d->size = need + (d->extra > 0 ? rng_next(&d->seed) % (d->extra + 1) :
 	    0);
 	d->room = malloc(d->size);
@@ -672,7 +674,7 @@ static size_t
 direct_read_size(void)
 {
 	struct tbuf out = { 0 };
-	struct direct d = { &out, 1, 0, -1, 0, NULL, 0 };
+	struct direct d = { &out, 1, 0, -1, 0, 0, NULL, 0 };
 	int fd;
 
 	fd = temp_file("", 0);
@@ -689,7 +691,7 @@ direct_read_size(void)
 START_TEST(test_stream_direct_matches_reference)
 {
 	struct tbuf out = { 0 }, ref = { 0 };
-	struct direct d = { &out, 0x2545f491u, 300, -1, 0, NULL, 0 };
+	struct direct d = { &out, 0x2545f491u, 300, -1, 0, 0, NULL, 0 };
 	char msg[RANDOM_LEN];
 	uint32_t seed = 0x7f4a7c15u;
 	size_t len, n;
@@ -740,7 +742,7 @@ START_TEST(test_stream_direct_long_messages)
 {
 	static const char alphabet[] = { 'a', '.', '\r', '\n' };
 	struct tbuf out = { 0 }, ref = { 0 };
-	struct direct d = { &out, 0x6a09e667u, 0, -1, 0, NULL, 0 };
+	struct direct d = { &out, 0x6a09e667u, 0, -1, 0, 0, NULL, 0 };
 	uint32_t seed = 0xbb67ae85u;
 	size_t max, len, n, i;
 	char *msg;
@@ -780,7 +782,7 @@ START_TEST(test_stream_direct_in_place)
 	static const char *const fill[] = { ".\n", "\n", ".", "\r\n", "a\n",
 	    "\r" };
 	struct tbuf out = { 0 }, ref = { 0 };
-	struct direct d = { &out, 1, 0, -1, 0, NULL, 0 };
+	struct direct d = { &out, 1, 0, -1, 0, 0, NULL, 0 };
 	size_t r = direct_read_size(), len = 3 * r + 7, i, f, k;
 	char *msg;
 	int fd;
@@ -803,6 +805,33 @@ START_TEST(test_stream_direct_in_place)
 	msg[3 * r - 1] = '\n';	/* dot after LF across the third */
 	msg[3 * r] = '.';
 	direct_check(f, fd, msg, len, &d, &ref);
+	(void)close(fd);
+	free(msg);
+	tbuf_free(&out);
+	tbuf_free(&ref);
+}
+END_TEST
+
+/* A message that ends before a read does takes one room: the short
+ * read is its end, and no read more is made to be told so. */
+START_TEST(test_stream_direct_short_read_ends)
+{
+	struct tbuf out = { 0 }, ref = { 0 };
+	struct direct d = { &out, 1, 0, -1, 0, 0, NULL, 0 };
+	size_t r = direct_read_size();
+	char *msg;
+	int fd;
+
+	msg = malloc(r);
+	ck_assert_ptr_nonnull(msg);
+	memset(msg, 'x', r);
+	fd = temp_file("", 0);
+	direct_check(0, fd, msg, r - 1, &d, &ref);
+	ck_assert_uint_eq(d.reserves, 1);
+	/* A full read may not be the end: one more tells. */
+	d.reserves = 0;
+	direct_check(1, fd, msg, r, &d, &ref);
+	ck_assert_uint_eq(d.reserves, 2);
 	(void)close(fd);
 	free(msg);
 	tbuf_free(&out);
@@ -835,7 +864,7 @@ empty_commit(void *ctx, size_t used)
 START_TEST(test_stream_direct_failures)
 {
 	struct tbuf out = { 0 }, ref = { 0 };
-	struct direct d = { &out, 1, 0, 0, 0, NULL, 0 };
+	struct direct d = { &out, 1, 0, 0, 0, 0, NULL, 0 };
 	size_t r = direct_read_size(), len = 2 * r + 1, k;
 	char *msg;
 	int fd;
@@ -1143,6 +1172,7 @@ stream_suite(void)
 	tcase_add_test(tc, test_stream_direct_long_messages);
 	tcase_add_test(tc, test_stream_direct_in_place);
 	tcase_add_test(tc, test_stream_direct_failures);
+	tcase_add_test(tc, test_stream_direct_short_read_ends);
 	tcase_add_test(tc, test_stream_random_size_and_round_trip);
 	tcase_add_test(tc, test_stream_size_long_messages);
 	tcase_set_timeout(tc, 30);
