@@ -744,13 +744,11 @@ START_TEST(test_stream_direct_long_messages)
 	struct tbuf out = { 0 }, ref = { 0 };
 	struct direct d = { &out, 0x6a09e667u, 0, -1, 0, 0, NULL, 0 };
 	uint32_t seed = 0xbb67ae85u;
-	size_t max, len, n, i;
+	size_t r = direct_read_size(), max = 20 * r, len, n, i;
 	char *msg;
 	int fd;
 
-	/* Reads of one to four times the least. */
-	d.extra = 6 * direct_read_size();
-	max = 20 * direct_read_size();
+	d.extra = 6 * r;	/* reads of one to four times the least */
 	msg = malloc(max);
 	ck_assert_ptr_nonnull(msg);
 	fd = temp_file("", 0);
