@@ -21,9 +21,10 @@ LIBS = -lcrypt -pthread
 ALL_CFLAGS = $(POP3D_CPPFLAGS) $(POP3D_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(POP3D_LDFLAGS) $(LDFLAGS)
 
-OBJS = session.o store.o auth.o stream.o md5.o log.o proxy.o base64.o \
+OBJS = session.o store.o auth.o stream.o md5.o log.o proxy.o base64.o fmt.o \
 	mbox.o uidl.o admin.o
 TEST_OBJS = tests/ref.o tests/check_main.o tests/check_session.o tests/check_store.o \
+	tests/check_fmt.o \
 	tests/check_auth.o tests/check_stream.o tests/check_proxy.o \
 	tests/check_sasl.o tests/check_mbox.o tests/check_uidl.o
 

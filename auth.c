@@ -15,12 +15,12 @@
 #include <errno.h>
 #include <grp.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "auth.h"
+#include "fmt.h"
 #include "log.h"
 #include "md5.h"
 
@@ -228,20 +228,20 @@ passwd_find(const char *file, const char *name, struct auth_user *u,
 		/* Prefer a crypt hash: it is what known users cost. */
 		if (dummy[0] == '\0' || (strncmp(dummy, "{PLAIN}", 7) == 0 &&
 		    strncmp(e.password, "{PLAIN}", 7) != 0))
-			(void)snprintf(dummy, dummylen, "%s", e.password);
+			(void)fmt_buf(dummy, dummylen, "%s", e.password);
 		if (found || strcmp(e.name, name) != 0)
 			continue;
 		found = 1;
-		(void)snprintf(u->name, sizeof(u->name), "%s", e.name);
+		(void)fmt_buf(u->name, sizeof(u->name), "%s", e.name);
 		u->have_ids = auth_parse_id(e.uid, &uid) == 0 &&
 		    auth_parse_id(e.gid, &gid) == 0;
 		u->uid = u->have_ids ? (uid_t)uid : 0;
 		u->gid = u->have_ids ? (gid_t)gid : 0;
 		u->system = 0;
-		r = snprintf(u->home, sizeof(u->home), "%s", e.home);
+		r = fmt_buf(u->home, sizeof(u->home), "%s", e.home);
 		if (r < 0 || (size_t)r >= sizeof(u->home))
 			u->home[0] = '\0';
-		(void)snprintf(stored, storedlen, "%s", e.password);
+		(void)fmt_buf(stored, storedlen, "%s", e.password);
 	}
 	r = ferror(fp);
 	fclose(fp);
@@ -277,12 +277,12 @@ system_find(const char *name, unsigned long first_uid, struct auth_user *u,
 	}
 	if ((unsigned long)pw->pw_uid < first_uid || pw->pw_uid == 0)
 		return 0;	/* a system account, not a mail user */
-	(void)snprintf(u->name, sizeof(u->name), "%s", pw->pw_name);
+	(void)fmt_buf(u->name, sizeof(u->name), "%s", pw->pw_name);
 	u->uid = pw->pw_uid;
 	u->gid = pw->pw_gid;
 	u->have_ids = 1;
 	u->system = 1;
-	r = snprintf(u->home, sizeof(u->home), "%s", pw->pw_dir);
+	r = fmt_buf(u->home, sizeof(u->home), "%s", pw->pw_dir);
 	if (r < 0 || (size_t)r >= sizeof(u->home))
 		u->home[0] = '\0';
 	hash = pw->pw_passwd;
@@ -296,7 +296,7 @@ system_find(const char *name, unsigned long first_uid, struct auth_user *u,
 	if (hash == NULL || hash[0] == '!' || hash[0] == '*' ||
 	    hash[0] == '\0')
 		hash = "!";
-	(void)snprintf(stored, storedlen, "%s", hash);
+	(void)fmt_buf(stored, storedlen, "%s", hash);
 	return 1;
 }
 
@@ -312,7 +312,7 @@ apop_check(const char *stored, const char *timestamp, const char *digest)
 	for (i = 0; i < sizeof(lower) - 1 && digest[i] != '\0'; i++)
 		lower[i] = (char)tolower((unsigned char)digest[i]);
 	lower[i] = '\0';
-	n = snprintf(buf, sizeof(buf), "%s%s", timestamp,
+	n = fmt_buf(buf, sizeof(buf), "%s%s", timestamp,
 	    strncmp(stored, "{PLAIN}", 7) == 0 ? stored + 7 : "");
 	md5_hex(buf, n > 0 ? strlen(buf) : 0, hex);
 	auth_wipe(buf, sizeof(buf));
@@ -386,10 +386,10 @@ checkpassword_identity(char *reply, const char *name, struct auth_user *u)
 	if (auth_parse_id(line[0], &uid) == -1 ||
 	    auth_parse_id(line[1], &gid) == -1)
 		return -1;
-	n = snprintf(u->home, sizeof(u->home), "%s", line[2]);
+	n = fmt_buf(u->home, sizeof(u->home), "%s", line[2]);
 	if (n < 0 || (size_t)n >= sizeof(u->home))
 		return -1;
-	(void)snprintf(u->name, sizeof(u->name), "%s", name);
+	(void)fmt_buf(u->name, sizeof(u->name), "%s", name);
 	u->uid = (uid_t)uid;
 	u->gid = (gid_t)gid;
 	u->have_ids = 1;
@@ -420,7 +420,7 @@ checkpassword(const struct auth_config *cfg, const char *prog,
 	int in[2], out[2], status, n;
 	pid_t pid;
 
-	n = snprintf(data, sizeof(data), "%s%c%s%c%s%c", req->name, 0,
+	n = fmt_buf(data, sizeof(data), "%s%c%s%c%s%c", req->name, 0,
 	    req->secret, 0, req->timestamp, 0);
 	if (n < 0 || (size_t)n >= sizeof(data)) {
 		log_errbuf(err, errlen, "checkpassword: request too long");
@@ -429,12 +429,12 @@ checkpassword(const struct auth_config *cfg, const char *prog,
 	dlen = (size_t)n;
 	/* The client's address, when it has one (not "local"). */
 	if (cfg->remote != NULL && strpbrk(cfg->remote, ".:") != NULL)
-		(void)snprintf(remote, sizeof(remote), "TCPREMOTEIP=%s",
+		(void)fmt_buf(remote, sizeof(remote), "TCPREMOTEIP=%s",
 		    cfg->remote);
 	else
 		envp[2] = NULL;
-	(void)snprintf(argv0, sizeof(argv0), "%s", prog);
-	(void)snprintf(self, sizeof(self), "%s", cfg->self);
+	(void)fmt_buf(argv0, sizeof(argv0), "%s", prog);
+	(void)fmt_buf(self, sizeof(self), "%s", cfg->self);
 	if (pipe(in) == -1)
 		goto syserr;
 	if (pipe(out) == -1) {
@@ -493,7 +493,7 @@ checkpassword(const struct auth_config *cfg, const char *prog,
 		    prog);
 		return AUTH_TEMP;
 	case 1:
-		(void)snprintf(u->name, sizeof(u->name), "%s", req->name);
+		(void)fmt_buf(u->name, sizeof(u->name), "%s", req->name);
 		log_errbuf(err, errlen, "checkpassword refused");
 		return AUTH_FAIL;
 	default:
@@ -572,7 +572,7 @@ hash_method(const char *hash, char *buf, size_t len)
 	n = 1 + strspn(hash + 1, "abcdefghijklmnopqrstuvwxyz"
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
 	if (n <= 8 && hash[n] == '$')
-		(void)snprintf(buf, len, " (method %.*s)", (int)n + 1, hash);
+		(void)fmt_buf(buf, len, " (method %.*s)", (int)n + 1, hash);
 }
 
 enum auth_stored
@@ -770,7 +770,7 @@ auth_checkpassword_reply(void)
 	char buf[PATH_MAX_POP3 + 64];
 	int n;
 
-	n = snprintf(buf, sizeof(buf), "%lu\n%lu\n%s\n",
+	n = fmt_buf(buf, sizeof(buf), "%lu\n%lu\n%s\n",
 	    (unsigned long)getuid(), (unsigned long)getgid(),
 	    home != NULL ? home : "");
 	if (n < 0 || (size_t)n >= sizeof(buf) ||
@@ -822,7 +822,7 @@ auth_hash_password(const char *password, char *out, size_t outlen)
 	if ((cd = calloc(1, sizeof(*cd))) != NULL) {
 		hash = crypt_r(password, salt, cd);
 		if (hash != NULL && hash[0] != '*')
-			n = snprintf(out, outlen, "%s", hash);
+			n = fmt_buf(out, outlen, "%s", hash);
 		auth_wipe(cd, sizeof(*cd));
 		free(cd);
 	}

@@ -1,10 +1,11 @@
 /*
  * log.c: log lines to syslog or stderr.
  */
+#include <errno.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "log.h"
 
 static int log_stderr;
@@ -19,14 +20,23 @@ log_init(int to_stderr)
 void
 log_msg(int prio, const char *fmt, ...)
 {
-	char line[1024];
+	char line[1024], out[1100];
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	(void)fmt_vbuf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (log_stderr) {
-		(void)fprintf(stderr, "pop3d[%ld]: %s\n", (long)getpid(), line);
+		/* One write per line, so that lines of processes sharing
+		 * stderr do not mix. */
+		n = fmt_buf(out, sizeof(out), "pop3d[%ld]: %s\n",
+		    (long)getpid(), line);
+		if (n < 0 || (size_t)n >= sizeof(out))
+			return;		/* cannot be: line is shorter */
+		while (write(STDERR_FILENO, out, (size_t)n) == -1 &&
+		    errno == EINTR)
+			;
 		return;
 	}
 	if (!log_opened) {
@@ -44,7 +54,7 @@ log_errbuf(char *err, size_t errlen, const char *fmt, ...)
 	if (errlen == 0)
 		return;
 	va_start(ap, fmt);
-	(void)vsnprintf(err, errlen, fmt, ap);
+	(void)fmt_vbuf(err, errlen, fmt, ap);
 	va_end(ap);
 }
 

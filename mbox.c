@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "log.h"
 #include "mbox.h"
 #include "md5.h"
@@ -348,7 +349,7 @@ scan_end(struct scan *sc, off_t end)
 	md5_final(&sc->md5, d);
 	if (!sc->have_xuidl) {
 		for (i = 0; i < MD5_DIGEST_LEN; i++)
-			(void)snprintf(sc->e->uidl + 2 * i, 3, "%02x", d[i]);
+			(void)fmt_buf(sc->e->uidl + 2 * i, 3, "%02x", d[i]);
 	}
 	sc->e = NULL;
 }
@@ -502,7 +503,7 @@ mbox_lock(const char *path, int fd, int *dotlocked, char *err,
 	/* A mailbox we may only read gets a read lock, and no rewrite. */
 	if (mode != -1 && (mode & O_ACCMODE) == O_RDONLY)
 		fl.l_type = F_RDLCK;
-	n = snprintf(lock, sizeof(lock), "%s.lock", path);
+	n = fmt_buf(lock, sizeof(lock), "%s.lock", path);
 	if (n < 0 || (size_t)n >= sizeof(lock)) {
 		log_errbuf(err, errlen, "%s: path too long", path);
 		return -1;
@@ -515,12 +516,12 @@ mbox_lock(const char *path, int fd, int *dotlocked, char *err,
 	 * session holds the spool's flock), and one killed between making
 	 * and removing it leaves no file that the next would not reuse.
 	 */
-	n = snprintf(tmp, sizeof(tmp), "%s.lock.pop3d", path);
+	n = fmt_buf(tmp, sizeof(tmp), "%s.lock.pop3d", path);
 	if (n < 0 || (size_t)n >= sizeof(tmp)) {
 		log_errbuf(err, errlen, "%s: path too long", path);
 		return -1;
 	}
-	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	n = fmt_buf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	lfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
 	    0644);
 	if (lfd != -1) {
@@ -578,7 +579,7 @@ mbox_unlock(const char *path, int fd, int dotlocked)
 	int n;
 
 	(void)fcntl(fd, F_SETLK, &fl);
-	n = snprintf(lock, sizeof(lock), "%s.lock", path);
+	n = fmt_buf(lock, sizeof(lock), "%s.lock", path);
 	if (dotlocked && n > 0 && (size_t)n < sizeof(lock))
 		(void)unlink(lock);
 }
@@ -652,7 +653,7 @@ fsync_dir(const char *file)
 	char buf[PATH_MAX_POP3];
 	int fd, r;
 
-	(void)snprintf(buf, sizeof(buf), "%s", file);
+	(void)fmt_buf(buf, sizeof(buf), "%s", file);
 	if ((fd = open(dirname(buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		return -1;
 	r = fsync(fd);
@@ -672,16 +673,16 @@ journal_path(const char *path, const char *home, int which, char *buf,
 	char dir[PATH_MAX_POP3], base[PATH_MAX_POP3];
 	int n;
 
-	(void)snprintf(dir, sizeof(dir), "%s", path);
-	(void)snprintf(base, sizeof(base), "%s", path);
+	(void)fmt_buf(dir, sizeof(dir), "%s", path);
+	(void)fmt_buf(base, sizeof(base), "%s", path);
 	if (which == 0) {
 		if (access(dirname(dir), W_OK) == -1)
 			return -1;
-		n = snprintf(buf, len, "%s.pop3d-journal", path);
+		n = fmt_buf(buf, len, "%s.pop3d-journal", path);
 	} else {
 		if (home == NULL || home[0] != '/')
 			return -1;
-		n = snprintf(buf, len, "%s/.pop3d-journal.%s", home,
+		n = fmt_buf(buf, len, "%s/.pop3d-journal.%s", home,
 		    basename(base));
 	}
 	return n < 0 || (size_t)n >= len ? -1 : 0;
@@ -704,7 +705,7 @@ journal_write(const char *jpath, int fd, off_t h, const struct range *ranges,
 	size_t i;
 	int jfd, n;
 
-	n = snprintf(tmp, sizeof(tmp), "%s.tmp", jpath);
+	n = fmt_buf(tmp, sizeof(tmp), "%s.tmp", jpath);
 	if (n < 0 || (size_t)n >= sizeof(tmp)) {
 		log_errbuf(err, errlen, "journal %s: path too long", jpath);
 		return -1;
@@ -722,11 +723,11 @@ journal_write(const char *jpath, int fd, off_t h, const struct range *ranges,
 	}
 	md5_final(&m, digest);
 	for (i = 0; i < MD5_DIGEST_LEN; i++)
-		(void)snprintf(d + 2 * i, 3, "%02x", digest[i]);
+		(void)fmt_buf(d + 2 * i, 3, "%02x", digest[i]);
 	if (md5_range(fd, h + len, s1, g) == -1)
 		goto fail;
 	memset(head, ' ', sizeof(head));
-	n = snprintf(head, sizeof(head), "pop3d-mbox-journal 1 %lld %lld %lld "
+	n = fmt_buf(head, sizeof(head), "pop3d-mbox-journal 1 %lld %lld %lld "
 	    "%s %s", (long long)h, (long long)(h + len), (long long)s1, g, d);
 	head[n] = ' ';
 	head[sizeof(head) - 1] = '\n';
@@ -819,7 +820,7 @@ mbox_recover(int fd, const char *path, const char *home, char *err,
 		if (journal_path(path, home, which, jpath, sizeof(jpath)) == -1)
 			continue;
 		/* A journal never renamed into place: nothing was done. */
-		(void)snprintf(tmp, sizeof(tmp), "%s.tmp", jpath);
+		(void)fmt_buf(tmp, sizeof(tmp), "%s.tmp", jpath);
 		(void)unlink(tmp);
 		if (journal_apply(fd, jpath, err, errlen) == -1)
 			return -1;

@@ -23,6 +23,7 @@
 
 #include "admin.h"
 #include "auth.h"
+#include "fmt.h"
 #include "log.h"
 #include "pop3d.h"
 #include "proxy.h"
@@ -232,7 +233,7 @@ remote_address(char *buf, size_t len, int *near)
 		v = getenv(vars[i]);
 		if (v != NULL && *v != '\0' && strlen(v) < len &&
 		    strspn(v, "0123456789abcdefABCDEF.:") == strlen(v)) {
-			(void)snprintf(buf, len, "%s", v);
+			(void)fmt_buf(buf, len, "%s", v);
 			*near = is_loopback(buf);
 			return buf;
 		}
@@ -275,7 +276,7 @@ parse_keepalive(const char *s, unsigned int ka[3])
 	}
 	if (strlen(s) >= sizeof(buf))
 		return -1;
-	(void)snprintf(buf, sizeof(buf), "%s", s);
+	(void)fmt_buf(buf, sizeof(buf), "%s", s);
 	rest = buf;
 	for (i = 0; i < 3; i++) {
 		if ((field = strsep(&rest, ",")) == NULL ||

@@ -17,7 +17,6 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -26,6 +25,7 @@
 
 #include "auth.h"
 #include "base64.h"
+#include "fmt.h"
 #include "log.h"
 #include "pop3d.h"
 #include "session.h"
@@ -306,7 +306,7 @@ reply(struct session *s, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	n = fmt_vbuf(line, sizeof(line) - 2, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		n = 0;
@@ -509,7 +509,7 @@ cmd_user(struct session *s, char *args)
 		reply(s, "-ERR Invalid user name");
 		return CMD_BAD;
 	}
-	(void)snprintf(s->user, sizeof(s->user), "%s", argv[0]);
+	(void)fmt_buf(s->user, sizeof(s->user), "%s", argv[0]);
 	reply(s, "+OK");
 	return CMD_OK;
 }
@@ -765,7 +765,7 @@ login(struct session *s, const struct auth_user *u)
 	enum store_result r;
 	size_t i;
 
-	(void)snprintf(s->logname, sizeof(s->logname), "%s", u->name);
+	(void)fmt_buf(s->logname, sizeof(s->logname), "%s", u->name);
 	s->user[0] = '\0';
 	err[0] = '\0';
 	if (auth_become(u, err, sizeof(err)) == -1) {
@@ -1118,7 +1118,7 @@ apop_timestamp(char *buf, size_t len)
 		    host[i] != '.')
 			host[i] = '-';
 	clock_gettime(CLOCK_REALTIME, &now);
-	(void)snprintf(buf, len, "<%ld.%lld.%09ld@%.64s>", (long)getpid(),
+	(void)fmt_buf(buf, len, "<%ld.%lld.%09ld@%.64s>", (long)getpid(),
 	    (long long)now.tv_sec, now.tv_nsec,
 	    host[0] != '\0' ? host : "localhost");
 }
@@ -1167,7 +1167,7 @@ session_run(const struct session_config *cfg)
 	}
 	s->cfg = cfg;
 	s->state = STATE_AUTH;
-	(void)snprintf(s->logname, sizeof(s->logname), "-");
+	(void)fmt_buf(s->logname, sizeof(s->logname), "-");
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_alarm;	/* no SA_RESTART: interrupt write */
 	sigemptyset(&sa.sa_mask);

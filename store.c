@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "log.h"
 #include "mbox.h"
 #include "md5.h"
@@ -617,7 +618,7 @@ holder_write(struct store *st, time_t now)
 	char rec[HOLDER_RECORD];
 	int n;
 
-	n = snprintf(rec, sizeof(rec), "%ld %lld\n", (long)getpid(),
+	n = fmt_buf(rec, sizeof(rec), "%ld %lld\n", (long)getpid(),
 	    (long long)now);
 	if (n < 0 || (size_t)n >= sizeof(rec) ||
 	    pwrite(st->lockfd, rec, (size_t)n, 0) != n ||
@@ -790,7 +791,7 @@ maildir_read_new(struct store *st, int *newfd, char *err, size_t errlen)
 			r = maildir_add(st, de->d_name, (uint64_t)de->d_ino,
 			    err, errlen);
 		} else {
-			n = snprintf(to, sizeof(to), "%s:2,", de->d_name);
+			n = fmt_buf(to, sizeof(to), "%s:2,", de->d_name);
 			if (n < 0 || (size_t)n >= sizeof(to))
 				continue;
 			r = maildir_add(st, to, (uint64_t)de->d_ino, err,
@@ -1467,7 +1468,7 @@ cache_read(struct store *st, int list, struct timespec *stamp)
 	if (version == 4) {
 		char t[16 + 8 + 1];
 
-		(void)snprintf(t, sizeof(t), "%016llx%08lx",
+		(void)fmt_buf(t, sizeof(t), "%016llx%08lx",
 		    (unsigned long long)stamp->tv_sec,
 		    (unsigned long)stamp->tv_nsec);
 		sum = cache_sum(sum, t, 16 + 8);
@@ -1515,7 +1516,7 @@ cache_write(struct store *st)
 	size_t i, have, len, n;
 	int fd, r = 0;
 
-	(void)snprintf(tmp, sizeof(tmp), "%s.%ld", CACHE_NAME, (long)getpid());
+	(void)fmt_buf(tmp, sizeof(tmp), "%s.%ld", CACHE_NAME, (long)getpid());
 	fd = openat(st->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
 	    O_CLOEXEC, 0600);
 	if (fd == -1)
@@ -1550,10 +1551,10 @@ cache_write(struct store *st)
 		sum = cache_sum(sum, out + have, n - have);
 		have = n;
 	}
-	(void)snprintf(t, sizeof(t), "%016llx%08lx",
+	(void)fmt_buf(t, sizeof(t), "%016llx%08lx",
 	    (unsigned long long)stamp.tv_sec, (unsigned long)stamp.tv_nsec);
 	sum = cache_sum(sum, t, 16 + 8);
-	n = (size_t)snprintf(head, sizeof(head), CACHE_MAGIC " %016llx %s\n",
+	n = (size_t)fmt_buf(head, sizeof(head), CACHE_MAGIC " %016llx %s\n",
 	    (unsigned long long)sum, t);
 	if (r == 0)
 		r = cache_put(fd, out, have);
@@ -1767,7 +1768,7 @@ mbox_open(struct store *st, const char *path, char *err, size_t errlen)
 	int dotlocked, n;
 
 	st->mbox = 1;
-	n = snprintf(st->mpath, sizeof(st->mpath), "%s", path);
+	n = fmt_buf(st->mpath, sizeof(st->mpath), "%s", path);
 	if (n < 0 || (size_t)n >= sizeof(st->mpath))
 		return STORE_PERM;
 	st->mfd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
@@ -1845,7 +1846,7 @@ store_open(struct store **stp, const char *path,
 	st->dirfd = st->curfd = st->lockfd = st->mfd = -1;
 	st->euid = geteuid();
 	if (opts != NULL && opts->home != NULL)
-		(void)snprintf(st->home, sizeof(st->home), "%s", opts->home);
+		(void)fmt_buf(st->home, sizeof(st->home), "%s", opts->home);
 	if (strncmp(path, "mbox:", 5) == 0) {
 		if ((r = mbox_open(st, path + 5, err, errlen)) != STORE_OK) {
 			store_close(st);
@@ -2085,7 +2086,7 @@ quota_write(struct store *st)
 
 	if (st->quota_count > 0 && (fd = openat(st->dirfd, QUOTA_NAME,
 	    O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC)) != -1) {
-		n = snprintf(line, sizeof(line), "-%lld -%lld\n",
+		n = fmt_buf(line, sizeof(line), "-%lld -%lld\n",
 		    st->quota_bytes, st->quota_count);
 		/* One write: appends by other processes do not mix in. */
 		if (n <= 0 || (size_t)n >= sizeof(line) ||
@@ -2143,13 +2144,13 @@ maildir_seen_name(const char *name, char *buf, size_t len)
 	if (info == NULL) {
 		if (strchr(name, ':') != NULL)
 			return -1;	/* an info part we do not know */
-		n = snprintf(buf, len, "%s:2,S", name);
+		n = fmt_buf(buf, len, "%s:2,S", name);
 	} else {
 		if (strchr(info + 3, 'S') != NULL)
 			return -1;	/* seen already */
 		for (p = info + 3; *p != '\0' && *p < 'S'; p++)
 			;
-		n = snprintf(buf, len, "%.*sS%s", (int)(p - name), name, p);
+		n = fmt_buf(buf, len, "%.*sS%s", (int)(p - name), name, p);
 	}
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }

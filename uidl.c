@@ -49,11 +49,11 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "log.h"
 #include "uidl.h"
 
@@ -335,7 +335,7 @@ load_file(struct uidl_map **mp, const char *dir, const char *name,
 		log_errbuf(err, errlen, "out of memory");
 		return -1;
 	}
-	r = snprintf(m->path, sizeof(m->path), "%s/%s", dir, name);
+	r = fmt_buf(m->path, sizeof(m->path), "%s/%s", dir, name);
 	if (r < 0 || (size_t)r >= sizeof(m->path)) {
 		log_errbuf(err, errlen, "%s/%s: path too long", dir, name);
 		goto fail;
@@ -431,7 +431,7 @@ make_ids(struct uidl_parse *ps)
 		if (e->keylen == 0 || e->idlen != 0)
 			continue;
 		/* pop3_uidl_format %08Xu%08Xv */
-		(void)snprintf(m->text + at, DOVECOT_ID_LEN + 1,
+		(void)fmt_buf(m->text + at, DOVECOT_ID_LEN + 1,
 		    "%08" PRIx32 "%08" PRIx32, e->id,
 		    (uint32_t)ps->uidvalidity);
 		e->id = (uint32_t)at;
@@ -449,7 +449,7 @@ bad(struct uidl_parse *ps, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	(void)vsnprintf(why, sizeof(why), fmt, ap);
+	(void)fmt_vbuf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	log_errbuf(ps->err, ps->errlen, "%s line %zu: %s", ps->m->path,
 	    ps->lineno, why);
@@ -757,10 +757,10 @@ courier_line(struct uidl_parse *ps, char *line, size_t len)
 	 * and the file's digits are at least as many as printed here.
 	 */
 	if (uidv != 0)
-		r = snprintf(id, sizeof(id), "UID%llu-%llu",
+		r = fmt_buf(id, sizeof(id), "UID%llu-%llu",
 		    (unsigned long long)uid, (unsigned long long)uidv);
 	else
-		r = snprintf(id, sizeof(id), "UID%llu",
+		r = fmt_buf(id, sizeof(id), "UID%llu",
 		    (unsigned long long)uid);
 	if (r < 0 || (size_t)r >= sizeof(id) || (size_t)r > (size_t)(end - sp2))
 		return bad(ps, "no room for the id");

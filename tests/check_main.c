@@ -299,6 +299,7 @@ main(void)
 	srunner_add_suite(sr, sasl_suite());
 	srunner_add_suite(sr, mbox_suite());
 	srunner_add_suite(sr, uidl_suite());
+	srunner_add_suite(sr, fmt_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

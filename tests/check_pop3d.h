@@ -31,6 +31,7 @@ Suite	*proxy_suite(void);
 Suite	*sasl_suite(void);
 Suite	*mbox_suite(void);
 Suite	*uidl_suite(void);
+Suite	*fmt_suite(void);
 
 /* stream_emits that fail: always, or once *ctx (an int) runs out. */
 int	fail_emit(void *ctx, const char *, size_t);
