@@ -792,20 +792,20 @@ check_passwd_file(const char *file, const char *spec, int spec_ok)
 	unsigned long lineno = 0;
 	size_t nseen = 0, cap = 0, len;
 	int n = 0, r;
-	FILE *fp;
+	struct auth_file af;
 
-	if ((fp = fopen(file, "re")) == NULL) {
+	if (auth_file_open(&af, file) == -1) {
 		problem(file, 0, "%s", strerror(errno));
 		return 1;
 	}
-	if (fstat(fileno(fp), &sb) == 0 && (sb.st_mode & (S_IROTH | S_IWOTH))) {
+	if (fstat(af.fd, &sb) == 0 && (sb.st_mode & (S_IROTH | S_IWOTH))) {
 		problem(file, 0, "%s by every user (mode %04o): chmod 600",
 		    (sb.st_mode & S_IROTH) == 0 ? "writable" :
 		    (sb.st_mode & S_IWOTH) == 0 ? "readable" :
 		    "readable and writable", (unsigned int)(sb.st_mode & 07777));
 		n++;
 	}
-	while ((r = auth_read_line(fp, line, sizeof(line))) != -1) {
+	while ((r = auth_read_line(&af, line, sizeof(line))) != -1) {
 		lineno++;
 		if (r == AUTH_LINE_BAD) {
 			problem(file, lineno, "line longer than %d octets or "
@@ -842,15 +842,15 @@ check_passwd_file(const char *file, const char *spec, int spec_ok)
 			}
 		}
 	}
-	if (ferror(fp)) {
-		problem(file, 0, "read error");
+	if (af.error != 0) {
+		problem(file, 0, "read error: %s", strerror(af.error));
 		n++;
 	}
 out:
 	auth_wipe(line, sizeof(line));
 	auth_wipe(copy, sizeof(copy));
 	free(seen);
-	fclose(fp);
+	auth_file_close(&af);
 	return n;
 }
 

@@ -130,18 +130,56 @@ auth_parse_line(char *line, struct auth_entry *e)
 }
 
 int
-auth_read_line(FILE *fp, char *buf, size_t len)
+auth_file_open(struct auth_file *af, const char *file)
+{
+	af->error = 0;
+	af->pos = af->len = 0;
+	af->fd = open(file, O_RDONLY | O_CLOEXEC);
+	return af->fd == -1 ? -1 : 0;
+}
+
+void
+auth_file_close(struct auth_file *af)
+{
+	(void)close(af->fd);
+	af->fd = -1;
+	auth_wipe(af->buf, sizeof(af->buf));
+}
+
+/* The next octet of af, or -1 at its end or on a read error. */
+static int
+auth_file_getc(struct auth_file *af)
+{
+	ssize_t r;
+
+	if (af->pos == af->len) {
+		do
+			r = read(af->fd, af->buf, sizeof(af->buf));
+		while (r == -1 && errno == EINTR);
+		if (r <= 0) {
+			if (r == -1)
+				af->error = errno;
+			return -1;
+		}
+		af->pos = 0;
+		af->len = (size_t)r;
+	}
+	return (unsigned char)af->buf[af->pos++];
+}
+
+int
+auth_read_line(struct auth_file *af, char *buf, size_t len)
 {
 	size_t n = 0;
 	int c, bad = 0;
 
-	while ((c = getc_unlocked(fp)) != EOF && c != '\n') {
+	while ((c = auth_file_getc(af)) != -1 && c != '\n') {
 		if (c == '\0' || n + 2 >= len)
 			bad = 1;	/* read on to the LF all the same */
 		else
 			buf[n++] = (char)c;
 	}
-	if (c == EOF && n == 0 && !bad)
+	if (c == -1 && n == 0 && !bad)
 		return -1;
 	buf[n] = '\0';
 	return bad ? AUTH_LINE_BAD : (int)n;
@@ -215,14 +253,14 @@ passwd_find(const char *file, const char *name, struct auth_user *u,
 	char line[PASSWD_LINE_MAX];
 	struct auth_entry e;
 	unsigned long uid, gid;
+	struct auth_file af;
 	int found = 0, r;
-	FILE *fp;
 
-	if ((fp = fopen(file, "re")) == NULL) {
+	if (auth_file_open(&af, file) == -1) {
 		log_errbuf(err, errlen, "%s: %s", file, strerror(errno));
 		return -1;
 	}
-	while ((r = auth_read_line(fp, line, sizeof(line))) != -1) {
+	while ((r = auth_read_line(&af, line, sizeof(line))) != -1) {
 		if (r == AUTH_LINE_BAD || auth_parse_line(line, &e) != 0)
 			continue;
 		/* Prefer a crypt hash: it is what known users cost. */
@@ -243,11 +281,11 @@ passwd_find(const char *file, const char *name, struct auth_user *u,
 			u->home[0] = '\0';
 		(void)fmt_buf(stored, storedlen, "%s", e.password);
 	}
-	r = ferror(fp);
-	fclose(fp);
+	r = af.error;
+	auth_file_close(&af);
 	auth_wipe(line, sizeof(line));
-	if (r) {
-		log_errbuf(err, errlen, "%s: read error", file);
+	if (r != 0) {
+		log_errbuf(err, errlen, "%s: %s", file, strerror(r));
 		return -1;
 	}
 	return found;

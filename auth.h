@@ -12,8 +12,6 @@
 
 #include <sys/types.h>
 
-#include <stdio.h>
-
 #include <stddef.h>
 
 #include "pop3d.h"
@@ -78,14 +76,27 @@ struct auth_entry {
  */
 int	auth_name_valid(const char *name);
 
+/* A passwd-file being read: read(2) into a buffer that is wiped. */
+struct auth_file {
+	int	fd;
+	int	error;		/* errno of a failed read, or 0 */
+	size_t	pos, len;
+	char	buf[4096];
+};
+
+/* Open file for auth_read_line().  0, or -1 with errno set. */
+int	auth_file_open(struct auth_file *af, const char *file);
+/* Close it and wipe what was read. */
+void	auth_file_close(struct auth_file *af);
+
 /*
  * The next line of a passwd-file into buf, without its LF.  Returns its
  * length; AUTH_LINE_BAD for a line of more than len - 2 octets or with a
  * NUL in it, which is no entry (read to its end, so the next line is
- * whole); -1 at the end of the file or on a read error (ferror()).
+ * whole); -1 at the end of the file or on a read error (af->error).
  */
 #define AUTH_LINE_BAD	(-2)
-int	auth_read_line(FILE *fp, char *buf, size_t len);
+int	auth_read_line(struct auth_file *af, char *buf, size_t len);
 
 /* A uid or gid: decimal digits only, at most 2^32 - 1.  0 or -1. */
 int	auth_parse_id(const char *s, unsigned long *v);

@@ -507,6 +507,58 @@ START_TEST(test_auth_file_long_line_skipped)
 }
 END_TEST
 
+/*
+ * auth_read_line() over many read(2)s: lines of every length up to the
+ * limit cross the buffer's end anywhere; a line with a NUL or too long
+ * is bad, the last one may lack its LF, and closing wipes the buffer.
+ */
+START_TEST(test_auth_read_lines)
+{
+	struct tbuf b = { 0 };
+	struct auth_file af;
+	char line[64], want[64];
+	size_t i, k, n, lines = 0;
+	int r;
+
+	for (i = 0; i < 3000; i++) {
+		n = i % 70;
+		for (k = 0; k < n; k++)
+			tbuf_add(&b, &"abcdefghij"[(i + k) % 10], 1);
+		tbuf_addstr(&b, "\n");
+	}
+	tbuf_add(&b, "nul\0line\nlast", 13);
+	fixture_write(tmpdir, "lines", b.data, b.len);
+	ck_assert_int_eq(auth_file_open(&af, fixture_path(want, sizeof(want),
+	    tmpdir, "lines")), 0);
+	for (i = 0; i < 3000; i++) {
+		r = auth_read_line(&af, line, sizeof(line));
+		n = i % 70;
+		if (n + 2 > sizeof(line)) {
+			ck_assert_int_eq(r, AUTH_LINE_BAD);
+			continue;
+		}
+		for (k = 0; k < n; k++)
+			want[k] = "abcdefghij"[(i + k) % 10];
+		want[n] = '\0';
+		ck_assert_int_eq(r, (int)n);
+		ck_assert_str_eq(line, want);
+		lines++;
+	}
+	/* Lengths 63 to 69 are too long: 7 in each of 42 rounds of 70. */
+	ck_assert_uint_eq(lines, 3000 - 42 * 7);
+	ck_assert_int_eq(auth_read_line(&af, line, sizeof(line)),
+	    AUTH_LINE_BAD);
+	ck_assert_int_eq(auth_read_line(&af, line, sizeof(line)), 4);
+	ck_assert_str_eq(line, "last");
+	ck_assert_int_eq(auth_read_line(&af, line, sizeof(line)), -1);
+	ck_assert_int_eq(af.error, 0);
+	auth_file_close(&af);
+	for (i = 0; i < sizeof(af.buf); i++)
+		ck_assert_int_eq(af.buf[i], 0);
+	tbuf_free(&b);
+}
+END_TEST
+
 START_TEST(test_auth_file_line_near_limit_accepted)
 {
 	struct tbuf b = { 0 };
@@ -737,6 +789,7 @@ auth_suite(void)
 	tcase_add_test(tc, test_auth_file_malformed_lines_skipped);
 	tcase_add_test(tc, test_auth_file_long_line_skipped);
 	tcase_add_test(tc, test_auth_file_line_near_limit_accepted);
+	tcase_add_test(tc, test_auth_read_lines);
 	tcase_add_test(tc, test_auth_file_nul_line_skipped);
 	tcase_add_test(tc, test_auth_file_last_line_without_newline);
 	tcase_add_test(tc, test_auth_file_ids);

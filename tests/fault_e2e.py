@@ -946,6 +946,32 @@ class ShimTest(FaultTest):
                         'no fault matching %r injected: %r'
                         % (pattern, lines))
 
+    # The passwd-file.
+
+    def test_eio_reading_passwd_file(self):
+        """The passwd-file cannot be read: the login fails for now and
+        the session ends, the log says why, and the mailbox is not
+        opened."""
+        s = self.box.start(env=self.env('read', path=self.box.passwd))
+        s.ok('USER alice')
+        self.assertErr(s.cmd('PASS secret'), b'-ERR [SYS/TEMP]')
+        self.assertEqual(s.read_eof(), b'')
+        self.assertInjected(s, rb'^read \S+/passwd: Input/output error')
+        self.assertIn(b'login failed: user=UNKNOWN rip=local: %s: '
+                      b'Input/output error' % self.box.passwd.encode(),
+                      session_lines(self.box, s.pid))
+        self.assertFalse(os.path.exists(self.cache))
+        self.assertNothingLost(self.contents, self.names)
+
+    def test_eintr_reading_passwd_file(self):
+        """A read of the passwd-file that a signal interrupts is made
+        again."""
+        s = self.login(self.env('read', 'EINTR', path=self.box.passwd,
+                                times=1))
+        self.assertInjected(s, rb'^read \S+/passwd: Interrupted')
+        self.assertEqual(self.retr(s, 1), wire(self.contents[0]))
+        s.quit()
+
     # Reading messages.
 
     def test_eio_reading_message_mid_retr(self):
