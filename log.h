@@ -11,7 +11,8 @@
 #include <stddef.h>
 #include <syslog.h>
 
-/* Log to stderr instead of syslog (0 or 1); syslog opens lazily. */
+/* Log to stderr instead of syslog (0 or 1); the syslog socket is
+ * connected when the first line is sent. */
 void	log_init(int to_stderr);
 
 void	log_msg(int prio, const char *fmt, ...)

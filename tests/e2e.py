@@ -38,7 +38,7 @@ import mbox_e2e  # noqa: E402
 import migrate_e2e  # noqa: E402
 from pop3test import (Box, Listener, Pop3Assertions, check_status, convert,  # noqa: E402
                       proc_status, stuff, top, unstuff, valgrind_test, wire,
-                      UNDER_VALGRIND, VALGRIND_FD_MIN)
+                      SLOW, UNDER_VALGRIND, VALGRIND_FD_MIN)
 
 POP3D = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'pop3d')
@@ -1372,6 +1372,108 @@ class SizeCacheTest(Pop3Test):
         self.assertEqual(self.sizes(), self.expected())
         with open(self.cache, 'rb') as f:
             self.assertEqual(f.read().count(b'\n'), 1 + len(self.msgs))
+
+
+class SyslogTest(Pop3Test):
+    """--log syslog, the default: each line goes to /dev/log as
+    "<PRI>pop3d[PID]: text", a datagram, or NUL-ended on a stream
+    socket; nothing goes to stderr.  The tests bind /dev/log themselves,
+    so they need root and no syslog daemon there."""
+
+    LOG = '/dev/log'
+
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0 or os.path.lexists(self.LOG):
+            self.skipTest('needs root and no %s' % self.LOG)
+
+    def listen(self, kind):
+        sock = socket.socket(socket.AF_UNIX, kind)
+        sock.bind(self.LOG)
+        self.addCleanup(sock.close)
+        self.addCleanup(os.unlink, self.LOG)
+        os.chmod(self.LOG, 0o666)
+        sock.settimeout(10 * SLOW)
+        if kind == socket.SOCK_STREAM:
+            sock.listen(4)
+        return sock
+
+    def mine(self, lines, s):
+        """The lines of session s (another test's pop3d may log too)."""
+        return [l for l in lines if l.startswith(b'<22>pop3d[%d]: ' % s.pid)]
+
+    def expect(self, lines, s):
+        """The login and logout lines of session s, as syslog(3) would
+        send them (LOG_MAIL, LOG_INFO), less the time stamp."""
+        pid = b'%d' % s.pid
+        self.assertEqual(len(lines), 2, lines)
+        self.assertEqual(lines[0], b'<22>pop3d[' + pid + b']: login ok: '
+                         b'user=alice rip=local messages=0 expired=0')
+        self.assertRegex(lines[1], rb'\A<22>pop3d\[' + pid +
+                         rb'\]: logout: user=alice rip=local reason=quit ')
+        self.assertEqual(self.box.log(), b'')
+
+    def datagrams(self, sock, s, n):
+        """The next n datagrams of session s."""
+        lines = []
+        for _ in range(50):
+            if len(lines) == n:
+                break
+            lines += self.mine([sock.recv(4096)], s)
+        return lines
+
+    def test_datagrams(self):
+        sock = self.listen(socket.SOCK_DGRAM)
+        s = self.box.open('alice', 'secret', '--log', 'syslog')
+        s.quit()
+        self.assertEqual(s.wait(), 0)
+        self.expect(self.datagrams(sock, s, 2), s)
+
+    def test_stream(self):
+        sock = self.listen(socket.SOCK_STREAM)
+        s = self.box.open('alice', 'secret', '--log', 'syslog')
+        s.quit()
+        self.assertEqual(s.wait(), 0)
+        for _ in range(10):
+            conn, _ = sock.accept()
+            conn.settimeout(10 * SLOW)
+            data = b''
+            while True:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            conn.close()
+            self.assertTrue(data.endswith(b'\0'), data)
+            lines = self.mine(data[:-1].split(b'\0'), s)
+            if lines:
+                break
+        self.expect(lines, s)
+
+    def test_daemon_restarted(self):
+        """The socket is made anew between two lines: the second line
+        reaches the new one."""
+        first = self.listen(socket.SOCK_DGRAM)
+        s = self.box.open('alice', 'secret', '--log', 'syslog')
+        login = self.datagrams(first, s, 1)
+        first.close()
+        os.unlink(self.LOG)
+        second = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(second.close)
+        second.bind(self.LOG)
+        os.chmod(self.LOG, 0o666)
+        second.settimeout(10 * SLOW)
+        s.quit()
+        self.assertEqual(s.wait(), 0)
+        self.expect(login + self.datagrams(second, s, 1), s)
+
+    def test_no_daemon(self):
+        """No /dev/log: the session is served, and the lines are lost."""
+        s = self.box.open('alice', 'secret', '--log', 'syslog')
+        s.ok('STAT')
+        s.quit()
+        self.assertEqual(s.wait(), 0)
+        self.assertEqual(self.box.log(), b'')
 
 
 class ProxyProtocolTest(Pop3Test):
