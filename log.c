@@ -47,9 +47,8 @@ log_msg(int prio, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)fmt_vbuf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	/* "<PRI>" and the line go to syslog, the rest with its LF to
-	 * stderr, in one write so that lines of processes sharing stderr
-	 * do not mix. */
+	/* Syslog gets this without its LF, stderr without "<PRI>" and in
+	 * one write, so that lines of processes sharing it do not mix. */
 	n = fmt_buf(out, sizeof(out), "<%d>pop3d[%ld]: %s\n",
 	    LOG_MAIL | (prio & LOG_PRIMASK), (long)getpid(), line);
 	if (n < 0 || (size_t)n >= sizeof(out))
