@@ -91,8 +91,9 @@ log_connect(void)
 
 /*
  * Send one line of len octets, NUL-ended, to syslog.  When the socket
- * fails (the daemon restarted), connect again and send once more; a
- * line that cannot be sent is lost, as with syslog(3).
+ * fails (the daemon restarted) or a signal interrupts the send, connect
+ * again and send once more; a line that cannot be sent is lost, as with
+ * syslog(3).  A daemon that reads nothing blocks the send, as there.
  */
 static void
 log_send(const char *msg, size_t len)
@@ -107,9 +108,7 @@ log_send(const char *msg, size_t len)
 		if (log_fd == -1)
 			return;
 		n = len + (size_t)log_stream;	/* the NUL ends it there */
-		do
-			r = send(log_fd, msg, n, MSG_NOSIGNAL);
-		while (r == -1 && errno == EINTR);
+		r = send(log_fd, msg, n, MSG_NOSIGNAL);
 		if (r == (ssize_t)n)
 			return;
 		(void)close(log_fd);
