@@ -13,7 +13,8 @@
  * Why not snprintf: glibc's printf is some 300 KiB of code and tables,
  * and its first call maps much of that into the process.  A session
  * formats a few numbers and names; with fmt_buf() it maps none of it.
- * The command-line tools (--hash, the --check options) print with stdio.
+ * The command-line tools (--hash-password, --check-user, --check-config)
+ * print with stdio.
  */
 #ifndef FMT_H
 #define FMT_H

@@ -5,8 +5,8 @@
  * "<PRI>pop3d[PID]: text": what syslog(3) sends, less the time stamp,
  * which the daemons on that socket (journald, rsyslog, syslog-ng,
  * busybox syslogd) take from when they got the line.  glibc's syslog(3)
- * formats with stdio and reads the time zone in every process, which
- * costs a session more than the rest of its logging together (fmt.h).
+ * formats with stdio and reads the time zone, which would map into a
+ * session the code that fmt_buf() keeps out of it (fmt.h).
  */
 #include <sys/socket.h>
 #include <sys/un.h>
