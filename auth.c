@@ -23,6 +23,7 @@
 #include "fmt.h"
 #include "log.h"
 #include "md5.h"
+#include "stream.h"
 
 /* Dovecot scheme prefixes whose value is a crypt(3) string. */
 static const char *const crypt_schemes[] = {
@@ -153,10 +154,7 @@ auth_file_getc(struct auth_file *af)
 	ssize_t r;
 
 	if (af->pos == af->len) {
-		do
-			r = read(af->fd, af->buf, sizeof(af->buf));
-		while (r == -1 && errno == EINTR);
-		if (r <= 0) {
+		if ((r = stream_read(af->fd, af->buf, sizeof(af->buf))) <= 0) {
 			if (r == -1)
 				af->error = errno;
 			return -1;
